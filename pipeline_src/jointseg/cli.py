@@ -1,0 +1,68 @@
+"""The ``jointseg`` command line: one sub-command per pipeline stage.
+
+Each command lives in its own module exposing ``add_arguments(parser)`` and
+``main(args) -> int``; modules are imported only when their command runs, so
+``jointseg --help`` stays fast (no torch import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .io_utils import UserError
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "download": ("jointseg.data.download", "fetch a data set's archives, verify checksums, extract"),
+    "prepare": ("jointseg.data.prepare", "convert raw images/volumes into arrays + manifest + splits"),
+    "make-demo": ("jointseg.data.demo", "(re)generate the embedded synthetic demo data sets"),
+    "resolve": ("jointseg.config_cli", "write the resolved settings of one training run as JSON"),
+    "train": ("jointseg.train", "train one (data set, variant, seed)"),
+    "predict": ("jointseg.predict", "segment images or NIfTI volumes with a checkpoint"),
+    "evaluate": ("jointseg.evaluate", "per-case metrics of a prediction folder against references"),
+    "aggregate": ("jointseg.aggregate", "summary tables, statistics and figures over all runs"),
+    "track": ("jointseg.tracking", "open / close the MLflow parent run of a pipeline invocation"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; with ``command`` only that sub-command's module is imported."""
+    parser = argparse.ArgumentParser(prog="jointseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"jointseg {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).add_arguments(sp)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, dispatch, turn :class:`UserError` into a one-line message and exit 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if a in COMMANDS), None)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    try:
+        return int(importlib.import_module(COMMANDS[args.command][0]).main(args) or 0)
+    except UserError as exc:
+        print(f"jointseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jointseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
