@@ -1,0 +1,44 @@
+"""Unified spatial attention: named variants of one module (SCIENCE.md section 2).
+
+``build(variant, channels, size, **options)`` returns a module mapping
+(N, C, H, W) to the same shape for exactly ``size`` = (H, W); every module but
+``none`` has ``attention_map(x, query=(h, w)) -> (N, B, H, W)``.
+Any term set is reachable: ``build("custom", C, size, terms=("E1", "E2", "E3", "E4"))``
+or a named variant with overridden options.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .module import BRANCHES, COMBINES, JointAttention, NoAttention, size_error
+
+# variant -> JointAttention options; "none" has no options (identity)
+VARIANTS: dict[str, dict] = {
+    "none": {},
+    "pointwise": {"terms": ("E2",), "branches": ("collect", "distribute"), "combine": "joint"},  # PSANet
+    "self": {"terms": ("E1",), "combine": "joint"},  # non-local
+    "joint": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "joint"},
+    "joint_sum": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "sum"},
+    "joint_product": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "product"},
+    "custom": {},  # everything from **options (terms required)
+}
+
+
+def build(variant: str, channels: int, size: tuple[int, int], **options) -> nn.Module:
+    """Build attention ``variant`` for ``channels`` and feature ``size`` (H, W).
+
+    ``options`` override the variant's entries / JointAttention defaults
+    (terms, branches, combine, key_reduction, value_reduction, chunk, checkpoint).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown attention variant {variant!r}; choose from {sorted(VARIANTS)}")
+    if variant == "none":
+        return NoAttention()
+    if variant == "custom" and "terms" not in options:
+        raise ValueError("variant 'custom' needs terms=(...), e.g. terms=('E1', 'E2', 'E3', 'E4')")
+    kwargs = {**VARIANTS[variant], **options}
+    return JointAttention(channels, size, variant=variant, **kwargs)
+
+
+__all__ = ["VARIANTS", "BRANCHES", "COMBINES", "JointAttention", "NoAttention", "build", "size_error"]

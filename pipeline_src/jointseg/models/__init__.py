@@ -1,0 +1,41 @@
+"""Segmentation networks: DenseUNet (paper / small presets) and a plain U-Net.
+
+``build_model(...)`` is the single entry point (docs/design.md, "Models").
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .denseunet import PRESETS as DENSEUNET_PRESETS
+from .denseunet import DenseUNet
+from .unet import PRESETS as UNET_PRESETS
+from .unet import UNet
+
+ARCHS: dict[str, type[nn.Module]] = {"denseunet": DenseUNet, "unet": UNet}
+
+
+def build_model(arch: str = "denseunet", preset: str = "small", in_channels: int = 3,
+                num_classes: int = 2, attention: str = "joint",
+                attention_level: str | int = "bottleneck", input_size: tuple[int, int] = (64, 64),
+                attention_options: dict | None = None) -> nn.Module:
+    """Build ``arch`` with an attention block of ``attention`` variant at ``attention_level``.
+
+    ``input_size`` is the training crop; the attention block is built for the
+    feature size it implies and the model only accepts that input size.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose from {sorted(ARCHS)}")
+    if in_channels < 1 or num_classes < 2:
+        raise ValueError(f"need in_channels >= 1 and num_classes >= 2, got {in_channels}, {num_classes}")
+    return ARCHS[arch](preset=preset, in_channels=in_channels, num_classes=num_classes,
+                       attention=attention, attention_level=attention_level,
+                       input_size=tuple(input_size), attention_options=attention_options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["ARCHS", "DENSEUNET_PRESETS", "UNET_PRESETS", "DenseUNet", "UNet", "build_model", "count_parameters"]

@@ -1,0 +1,264 @@
+"""``jointseg prepare``: bad input, the exact 3-D round trip, byte-identical reruns, split reuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from jointseg.cli import main as cli
+from jointseg.data.prepare import Settings, prepare
+from jointseg.data.preprocess import preprocess_file, restore, save_prediction
+
+AFFINE = np.array([[0.0, 0.0, -1.5, 40.0],   # permuted, flipped, oblique-free but non-identity
+                   [-0.9, 0.05, 0.0, 12.0],
+                   [0.0, 1.1, 0.0, -30.0],
+                   [0.0, 0.0, 0.0, 1.0]])
+
+
+# --------------------------------------------------------------------------- tiny raw trees
+
+
+def make_isic(root: Path, n: int = 4) -> Path:
+    rng = np.random.default_rng(0)
+    for split, folder in (("train", "Training"), ("val", "Validation"), ("test", "Test_v2")):
+        img_dir = root / f"ISIC-2017_{folder}_Data"
+        gt_dir = root / f"ISIC-2017_{folder}_Part1_GroundTruth"
+        img_dir.mkdir(parents=True)
+        gt_dir.mkdir(parents=True)
+        for i in range(n):
+            cid = f"ISIC_{hash((split, i)) % 10 ** 7:07d}"
+            h, w = 30 + i, 40 + 2 * i
+            mask = np.zeros((h, w), np.uint8)
+            mask[8:20, 10:25 + i] = 255
+            img = (rng.random((h, w, 3)) * 80 + 120).astype(np.uint8)
+            img[mask > 0] //= 2
+            Image.fromarray(img).save(img_dir / f"{cid}.jpg", quality=95)
+            Image.fromarray(mask).save(gt_dir / f"{cid}_segmentation.png")
+    return root
+
+
+def _nii(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE) -> None:
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+
+
+def make_msd(root: Path, n: int = 5) -> Path:
+    task = root / "Task09_Tiny"
+    (task / "imagesTr").mkdir(parents=True)
+    (task / "labelsTr").mkdir()
+    rng = np.random.default_rng(1)
+    training = []
+    for i in range(n):
+        shape = (12 + i, 9 + i, 7)
+        lab = np.zeros(shape, np.uint8)
+        lab[3:7, 2:5, 2:5] = 1
+        lab[7:10, 2:5, 2:5] = 2
+        img = (rng.normal(100, 10, shape) + 50 * lab).astype(np.float32)
+        img[0] = 0  # a zero background slab (excluded from the z-score)
+        cid = f"tiny_{i:03d}"
+        _nii(task / "imagesTr" / f"{cid}.nii.gz", img)
+        _nii(task / "labelsTr" / f"{cid}.nii.gz", lab)
+        training.append({"image": f"./imagesTr/{cid}.nii.gz", "label": f"./labelsTr/{cid}.nii.gz"})
+    (task / "imagesTr" / "._tiny_000.nii.gz").write_bytes(b"macOS resource fork")  # as in the real tar
+    meta = {"name": "Tiny", "modality": {"0": "MRI"}, "labels": {"0": "background", "1": "a", "2": "b"},
+            "numTraining": n, "training": training}
+    (task / "dataset.json").write_text(json.dumps(meta))
+    return root
+
+
+def run_prepare(fmt: str, source: Path, out: Path, *extra: str) -> int:
+    return cli(["prepare", "--format", fmt, "--source", str(source), "--out", str(out), "--size", "16", *extra])
+
+
+def assert_failed_cleanly(rc: int, capsys, out: Path, *names: str) -> None:
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    for name in names:
+        assert name in err, err
+    assert not (out / "manifest.json").exists()
+    assert not list(out.parent.glob(f".{out.name}.tmp-*"))  # no half-written folder left behind
+
+
+# --------------------------------------------------------------------------- bad input: 2-D
+
+
+def _first(root: Path, pattern: str) -> Path:
+    return sorted(root.rglob(pattern))[0]
+
+
+def test_isic_ok(tmp_path):
+    src = make_isic(tmp_path / "raw")
+    assert run_prepare("isic", src, tmp_path / "out") == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert {c["split"] for c in manifest["cases"]} == {"train", "val", "test"}  # official, from folders
+    lab = np.load(tmp_path / "out" / manifest["cases"][0]["label"])
+    assert lab.dtype == np.uint8 and set(np.unique(lab)) <= {0, 1} and lab.shape == (16, 16)
+    img = np.load(tmp_path / "out" / manifest["cases"][0]["image"], mmap_mode="r")
+    assert img.dtype == np.float32 and img.shape == (3, 16, 16)
+    test_labels = sorted((tmp_path / "out" / "test" / "labels").glob("*.png"))
+    assert len(test_labels) == 4 and set(np.unique(np.asarray(Image.open(test_labels[0])))) == {0, 1}
+
+
+@pytest.mark.parametrize("fault", ["truncated", "grey", "values", "shape", "no_mask", "empty", "missing"])
+def test_isic_bad_input(tmp_path, capsys, fault):
+    src = make_isic(tmp_path / "raw")
+    out = tmp_path / "out"
+    named = []
+    if fault == "truncated":
+        f = _first(src, "*.jpg")
+        f.write_bytes(f.read_bytes()[:300])
+        named = [f.name, "truncated"]
+    elif fault == "grey":
+        f = _first(src, "*.jpg")
+        Image.open(f).convert("L").save(f)
+        named = [f.name, "channel"]
+    elif fault == "values":
+        f = _first(src, "*_segmentation.png")
+        m = np.asarray(Image.open(f)).copy()
+        m[0, 0] = 128
+        Image.fromarray(m).save(f)
+        named = [f.name, "128"]
+    elif fault == "shape":
+        f = _first(src, "*_segmentation.png")
+        Image.fromarray(np.zeros((5, 5), np.uint8)).save(f)
+        named = [f.name, "shape"]
+    elif fault == "no_mask":
+        f = _first(src, "*_segmentation.png")
+        f.unlink()
+        named = [f.name.replace("_segmentation.png", ".jpg"), "no mask"]
+    elif fault == "empty":
+        src = tmp_path / "empty"
+        src.mkdir()
+        named = [str(src)]
+    else:
+        src = tmp_path / "does-not-exist"
+        named = [str(src), "not found"]
+    assert_failed_cleanly(run_prepare("isic", src, out), capsys, out, *named)
+
+
+# --------------------------------------------------------------------------- bad input: 3-D
+
+
+@pytest.mark.parametrize("fault", ["truncated", "shape", "affine", "nan", "values", "no_label", "empty", "channels"])
+def test_msd_bad_input(tmp_path, capsys, fault):
+    src = make_msd(tmp_path / "raw")
+    task = src / "Task09_Tiny"
+    out = tmp_path / "out"
+    img_path, lab_path = task / "imagesTr" / "tiny_002.nii.gz", task / "labelsTr" / "tiny_002.nii.gz"
+    named = [img_path.name]
+    if fault == "truncated":
+        data = img_path.read_bytes()
+        img_path.write_bytes(data[: len(data) // 2])
+        named.append("truncated")
+    elif fault == "shape":
+        _nii(lab_path, np.zeros((3, 3, 3), np.uint8))
+        named = [lab_path.name, "shape"]
+    elif fault == "affine":
+        shifted = AFFINE.copy()
+        shifted[0, 3] += 2.0
+        _nii(lab_path, np.asarray(nib.load(str(lab_path)).dataobj), shifted)
+        named = [lab_path.name, "affine"]
+    elif fault == "nan":
+        data = nib.load(str(img_path)).get_fdata().astype(np.float32)
+        data[4, 4, 4] = np.nan
+        _nii(img_path, data)
+        named.append("NaN")
+    elif fault == "values":
+        data = np.asarray(nib.load(str(lab_path)).dataobj).copy()
+        data[5, 3, 3] = 5
+        _nii(lab_path, data)
+        named = [lab_path.name, "[5]"]
+    elif fault == "no_label":
+        lab_path.unlink()
+        named.append("no label")
+    elif fault == "empty":
+        for f in (task / "imagesTr").iterdir():
+            f.unlink()
+        named = ["imagesTr", "empty"]
+    else:
+        _nii(img_path, np.ones((12, 11, 7, 2), np.float32))
+        named.append("single channel")
+    assert_failed_cleanly(run_prepare("msd", src, out), capsys, out, *named)
+
+
+def test_failed_rerun_keeps_previous_output(tmp_path, capsys):
+    src = make_msd(tmp_path / "raw")
+    out = tmp_path / "out"
+    assert run_prepare("msd", src, out) == 0
+    before = (out / "manifest.json").read_bytes()
+    (src / "Task09_Tiny" / "labelsTr" / "tiny_001.nii.gz").unlink()
+    assert run_prepare("msd", src, out) == 2
+    assert (out / "manifest.json").read_bytes() == before
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def test_msd_round_trip_exact(tmp_path):
+    src = make_msd(tmp_path / "raw")
+    out = tmp_path / "out"
+    manifest = prepare(src, out, Settings(dataset="tiny", format="msd", size=(16, 16), slice_axis=2))
+    spec = manifest["preprocess"]
+    assert spec["ndim"] == 3 and manifest["num_classes"] == 3
+    for case in manifest["cases"]:
+        image_path, label_path = src / case["source_image"], src / case["source_label"]
+        array, inverse = preprocess_file(image_path, spec)
+        assert np.array_equal(array, np.load(out / case["image"]))  # inference == training preprocessing
+        assert array.shape[2:] == (16, 16) and array.shape[1] == 1
+        slices = np.load(out / case["label"])
+        original = np.asarray(nib.load(str(label_path)).dataobj)
+        restored = restore(slices, inverse)
+        assert restored.shape == original.shape
+        assert np.array_equal(restored, original)
+        probs = np.stack([(slices == k).astype(np.float32) for k in range(3)])
+        assert np.array_equal(restore(probs, inverse).argmax(0), original)
+        written = save_prediction(restored, inverse, tmp_path / f"{case['id']}.nii.gz")
+        back = nib.load(str(written))
+        assert np.array_equal(back.affine, nib.load(str(label_path)).affine)
+        assert nib.aff2axcodes(back.affine) == nib.aff2axcodes(AFFINE) != ("R", "A", "S")
+        assert np.array_equal(np.asarray(back.dataobj), original)
+        assert case["affine"] == nib.load(str(label_path)).affine.tolist() and case["shape"] == list(original.shape)
+
+
+def test_isic_preprocess_file_matches_prepared(tmp_path):
+    src = make_isic(tmp_path / "raw")
+    manifest = prepare(src, tmp_path / "out", Settings(dataset="t", format="isic", size=(16, 16)))
+    case = manifest["cases"][0]
+    array, inverse = preprocess_file(src / case["source_image"], manifest["preprocess"])
+    assert np.array_equal(array, np.load(tmp_path / "out" / case["image"]))
+    assert tuple(inverse.shape) == tuple(case["shape"])
+    label = np.load(tmp_path / "out" / case["label"])
+    full = restore(label, inverse)
+    assert full.shape == tuple(case["shape"]) and set(np.unique(full)) <= {0, 1}
+    probs = restore(np.stack([1.0 - label, label]).astype(np.float32), inverse)
+    assert probs.shape == (2, *case["shape"])
+    # the normalisation statistics come from the training split only
+    train = [np.load(tmp_path / "out" / c["image"]) for c in manifest["cases"] if c["split"] == "train"]
+    assert np.allclose(np.concatenate([t.reshape(3, -1) for t in train], 1).mean(1), 0, atol=1e-4)
+
+
+def test_outputs_identical_across_runs_and_split_reused(tmp_path):
+    src = make_msd(tmp_path / "raw", n=6)
+    st = Settings(dataset="tiny", format="msd", size=(16, 16), seed=3)
+    a, b = tmp_path / "a", tmp_path / "b"
+    prepare(src, a, st)
+    prepare(src, b, st)
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    # a stored split is reused on reruns (here one edited by hand, still consistent)
+    splits = json.loads((a / "splits.json").read_text())
+    splits["train"], splits["test"] = splits["test"], splits["train"]
+    (a / "splits.json").write_text(json.dumps(splits))
+    prepare(src, a, st)
+    again = json.loads((a / "splits.json").read_text())
+    assert again["train"] == sorted(splits["train"]) and again["test"] == sorted(splits["test"])
+    # a different seed makes a new split
+    prepare(src, a, Settings(dataset="tiny", format="msd", size=(16, 16), seed=4))
+    assert json.loads((a / "splits.json").read_text())["seed"] == 4

@@ -1,0 +1,284 @@
+"""Training: tiny real runs on the demo data, checkpoint layout, exact resume after kill -9.
+
+The demo archives are prepared at 32x32 (a 4x4 attention grid) so that a few
+iterations of the small DenseUNet with joint attention take seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from jointseg import checkpoint, device, losses
+from jointseg.cli import main as cli_main
+from jointseg.config import load_config, resolve_run
+from jointseg.io_utils import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "pipeline_src" / "jointseg" / "data" / "demo"
+SIZE = 32
+THREADS = 1  # one thread: no OpenMP spin-waiting when the test machine is busy
+
+
+def prepare_demo(base: Path) -> Path:
+    """Extract the embedded demo archives and ``jointseg prepare`` them at 32x32 under
+    ``base/data/prepared/{demo_isic,demo_msd}``; returns ``base/data``."""
+    raw = base / "raw"
+    for archive in sorted((DEMO / "isic").glob("*.zip")):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(raw / "demo_isic")
+    with tarfile.open(DEMO / "Task99_DemoHippocampus.tar") as tf:
+        tf.extractall(raw / "demo_msd", filter="data")
+    data = base / "data"
+    for name, fmt in (("demo_isic", "isic"), ("demo_msd", "msd")):
+        rc = cli_main(["prepare", "--format", fmt, "--source", str(raw / name),
+                       "--out", str(data / "prepared" / name), "--size", str(SIZE)])
+        assert rc == 0
+    return data
+
+
+def tiny_run_config(data: Path, dataset: str = "demo_isic", iterations: int = 6, **train) -> dict:
+    """A resolved run config (through the real config path) for a tiny run."""
+    overrides = {
+        "data_dir": str(data),
+        "datasets": {dataset: {"size": [SIZE, SIZE]}},
+        "train": {"iterations": iterations, "batch_size": 2, "val_every": 3, "checkpoint_every": 2,
+                  "threads": THREADS, **train},
+    }
+    config = load_config(ROOT / "config" / "config.yaml", overrides)
+    return resolve_run(config, dataset, "joint", 0)
+
+
+def run_train(rc: dict, out: Path, **kwargs) -> dict:
+    from jointseg.train_loop import train
+
+    return train(rc, out, tracking=False, progress=False, **kwargs)
+
+
+def train_cmd(rc_path: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "jointseg.cli", "train", "--run-config", str(rc_path), "--out", str(out),
+            "--no-mlflow", "--no-progress"]
+
+
+def sub_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT / "pipeline_src"), "OMP_NUM_THREADS": str(THREADS)}
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory) -> Path:
+    return prepare_demo(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="module")
+def isic_run(demo_data, tmp_path_factory):
+    """An uninterrupted tiny training (in this process)."""
+    rc = tiny_run_config(demo_data)
+    out = tmp_path_factory.mktemp("run") / "demo_isic" / "joint" / "seed0"
+    done = run_train(rc, out)
+    return rc, out, done
+
+
+# ----------------------------------------------------------------------- unit pieces
+
+
+def test_poly_schedule_and_losses():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1.0)
+    sched = losses.build_scheduler("poly", opt, total=10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 1.0 and lrs[5] == pytest.approx(0.5 ** 0.9) and opt.param_groups[0]["lr"] == 0.0
+    logits = torch.zeros(2, 3, 4, 4)
+    target = torch.zeros(2, 4, 4, dtype=torch.int64)
+    perfect = torch.full((2, 3, 4, 4), -20.0)
+    perfect[:, 0] = 20.0
+    ce_dice = losses.build_loss("ce_dice")
+    assert ce_dice(perfect, target) < 1e-3 < ce_dice(logits, target)
+    assert losses.build_loss("ce")(logits, target) == pytest.approx(torch.log(torch.tensor(3.0)).item())
+
+
+def test_device_threads_and_precision(monkeypatch):
+    monkeypatch.delenv("SNAKEMAKE_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert device.resolve_threads(None) == 3 and device.resolve_threads(5) == 5
+    cpu = torch.device("cpu")
+    assert device.select_precision(cpu).name == "fp32" and not device.select_precision(cpu).channels_last
+    assert device.select_precision(cpu, "bf16").dtype is torch.bfloat16
+    with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
+        device.select_precision(cpu, "fp16")
+    with pytest.raises(UserError, match="unknown device"):
+        device.select_device("cuda:3")
+
+
+def test_rng_state_roundtrip(tmp_path):
+    import random
+
+    import numpy as np
+
+    device.seed_everything(7)
+    state = checkpoint.rng_state()
+    path = checkpoint.save_checkpoint(tmp_path / "r.pt", {"rng": state})
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    checkpoint.set_rng_state(torch.load(path, weights_only=True)["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+
+
+# ----------------------------------------------------------------------- real training
+
+
+def test_outputs_and_checkpoint_layout(isic_run):
+    rc, out, done = isic_run
+    for name in ("latest", "best", "final"):
+        assert (out / "checkpoints" / f"{name}.pt").is_file()
+    assert not list(out.rglob("*.tmp-*"))
+    ckpt = torch.load(out / "checkpoints" / "final.pt", weights_only=True)
+    for key in ("model", "model_kwargs", "preprocess", "labels", "step", "optimizer", "scheduler", "rng", "config"):
+        assert key in ckpt, key
+    assert ckpt["step"] == 6 and ckpt["config"] == rc
+    assert ckpt["model_kwargs"]["input_size"] == [SIZE, SIZE] and ckpt["model_kwargs"]["attention"] == "joint"
+    lines = (out / "history.csv").read_text().splitlines()
+    assert lines[0] == "step,loss,lr,val_dice,seconds" and len(lines) == 7
+    val_rows = [l.split(",") for l in lines[1:] if l.split(",")[3]]
+    assert [r[0] for r in val_rows] == ["3", "6"]
+    best = max(float(r[3]) for r in val_rows)
+    assert done["best_val_dice"] == pytest.approx(best, abs=1e-6) and 0 <= best <= 1
+    assert json.loads((out / "train_done.json").read_text())["iterations"] == 6
+    assert json.loads((out / "run_config.json").read_text()) == rc
+
+
+def test_finished_run_is_left_alone_and_config_change_refused(isic_run, tmp_path):
+    rc, out, _ = isic_run
+    before = (out / "checkpoints" / "final.pt").stat().st_mtime_ns
+    run_train(rc, out)
+    assert (out / "checkpoints" / "final.pt").stat().st_mtime_ns == before
+    # an interrupted folder trained with other settings must not be silently continued
+    other = tmp_path / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "checkpoints" / "latest.pt").write_bytes((out / "checkpoints" / "latest.pt").read_bytes())
+    changed = json.loads(json.dumps(rc))
+    changed["train"]["lr"] = 0.01
+    with pytest.raises(UserError, match="different configuration"):
+        run_train(changed, other)
+
+
+def test_bad_run_config_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "run_config.json"
+    bad.write_text("{not json")
+    assert cli_main(["train", "--run-config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert cli_main(["train", "--out", str(tmp_path / "o")]) == 2
+
+
+class Crash(Exception):
+    """Stands for the process dying right after a checkpoint reached the disk."""
+
+
+def assert_same_final(reference_out: Path, out: Path) -> None:
+    a = torch.load(reference_out / "checkpoints" / "final.pt", weights_only=True)
+    b = torch.load(out / "checkpoints" / "final.pt", weights_only=True)
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a["scheduler"] == b["scheduler"]
+    strip = lambda p: [l.rsplit(",", 1)[0] for l in p.read_text().splitlines()]  # noqa: E731 (drop seconds)
+    assert strip(reference_out / "history.csv") == strip(out / "history.csv")
+
+
+def test_resume_after_crash_in_process_is_exact(isic_run, tmp_path, monkeypatch):
+    """Quick variant: the run dies (an exception) right after its first latest.pt; the rerun
+    resumes from it and ends with exactly the weights of the uninterrupted run."""
+    import jointseg.train_loop as loop
+
+    rc, reference_out, _ = isic_run
+    real_save = loop.save_checkpoint
+
+    def save_then_crash(path, payload):
+        real_save(path, payload)
+        if Path(path).name == "latest.pt":
+            raise Crash(payload["step"])
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
+    out = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        run_train(rc, out)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["step"] == 2
+    assert not (out / "train_done.json").exists() and not (out / "checkpoints" / "final.pt").exists()
+
+    from jointseg.data.loader import TrainBatches
+
+    seen, real_getitem = [], TrainBatches.__getitem__
+    monkeypatch.setattr(TrainBatches, "__getitem__", lambda self, t: seen.append(t) or real_getitem(self, t))
+    run_train(rc, out)
+    assert seen == [2, 3, 4, 5]  # resumed, not restarted (a restart would also be identical)
+    assert_same_final(reference_out, out)
+
+
+@pytest.mark.slow
+def test_resume_after_kill9_gives_identical_weights(isic_run, tmp_path):
+    """SIGKILL a training right after its first latest.pt; rerunning ends bit-identical."""
+    rc, reference_out, _ = isic_run
+    rc_path = tmp_path / "run_config.json"
+    rc_path.write_text(json.dumps(rc))
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(train_cmd(rc_path, out), env=sub_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    latest = out / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + 300
+    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    assert latest.exists() and not (out / "train_done.json").exists()
+    killed_at = torch.load(latest, weights_only=True)["step"]
+    assert 0 < killed_at < 6
+
+    res = subprocess.run(train_cmd(rc_path, out), env=sub_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"resuming from {latest} at step {killed_at}" in res.stderr
+
+    assert_same_final(reference_out, out)
+
+
+@pytest.mark.slow
+def test_training_logs_child_run_to_mlflow(demo_data, tmp_path, monkeypatch):
+    """A real training with tracking on: params, per-step metrics, artifacts, logged model."""
+    from jointseg import tracking
+    from jointseg.train_loop import train
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(tracking.PARENT_ENV, raising=False)
+    rc = tiny_run_config(demo_data, iterations=4)
+    parent = tracking.start_parent({"study": rc["study"], "results_dir": "results"})
+    out = tmp_path / "results" / "demo_isic" / "joint" / "seed0"
+    done = train(rc, out, progress=False)
+    c = tracking.client(tracking.resolve_tracking_uri())
+    run = c.get_run(done["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags[tracking.PARENT_TAG] == parent
+    assert run.data.params["train.iterations"] == "4" and run.data.tags["data_sha256"] != "unknown"
+    assert [m.step for m in c.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4]
+    assert len(c.get_metric_history(run.info.run_id, "val_dice")) == 2
+    artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
+    assert {"history.csv", "checkpoints", "run_config.json"} <= artifacts
+    assert {a.path for a in c.list_artifacts(run.info.run_id, "checkpoints")} >= {"checkpoints/final.pt"}
+    import mlflow
+
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert models and models[0].source_run_id == run.info.run_id

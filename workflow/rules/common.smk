@@ -1,0 +1,193 @@
+# Config loading, validation and the helpers every rule file uses.
+#
+# The config is validated against workflow/schemas/config.schema.yaml (the
+# package's schema) before any job runs; a wrong key or type ends the run with
+# one line naming the file, the key and the problem.
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.utils import update_config
+
+from jointseg.config import resolve_run, run_names, validate_config
+from jointseg.io_utils import UserError, atomic_write_text
+
+DEFAULT_CONFIG = "config/config.yaml"
+
+# `configfile:` would always load config/config.yaml and *merge* a
+# --configfile into it (the paper study would inherit the demo data sets), so
+# the default file is loaded only when none is given on the command line.
+if not workflow.overwrite_configfiles:
+    workflow.configfile(DEFAULT_CONFIG)
+
+
+
+def _typed(value):
+    """Give --config values their YAML types.
+
+    Snakemake parses nested --config values with YAML's BaseLoader, so in
+    `--config train='{iterations: 20}'` the 20 arrives as the string "20"; the
+    schema (rightly) refuses it. Scalars that read as numbers, booleans or null
+    get those types back.
+    """
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    if any(c.isdigit() for c in value):  # not "nan"/"inf": those stay strings
+        for parse in (int, float):
+            try:
+                return parse(value)
+            except ValueError:
+                pass
+    return {"true": True, "false": False, "null": None, "~": None}.get(value.lower(), value)
+
+
+if workflow.config_settings.overwrite_config:
+    update_config(config, _typed(workflow.config_settings.overwrite_config))
+
+CONFIG_SOURCE = ", ".join(str(p) for p in (workflow.overwrite_configfiles or [DEFAULT_CONFIG]))
+if workflow.config_settings.overwrite_config:
+    CONFIG_SOURCE += " (+ --config overrides)"
+
+try:
+    _validated = validate_config(dict(config), source=CONFIG_SOURCE)
+except UserError as exc:
+    sys.exit(f"jointseg workflow: error: {exc}")
+# Update in place: Snakemake and the report keep a reference to this dict.
+config.clear()
+config.update(_validated)
+
+DATASETS = sorted(config["datasets"])
+RUNS = run_names(config)  # attention variants, then baselines
+SEEDS = [int(s) for s in config["seeds"]]
+DATA = config["data_dir"].rstrip("/")
+RESULTS = config["results_dir"].rstrip("/")
+RUN_DIR = RESULTS + "/{dataset}/{variant}/seed{seed}"
+SUMMARY = RESULTS + "/summary"
+PREPARED = DATA + "/prepared/{dataset}"
+RAW = DATA + "/raw/{dataset}"
+REPORT_DIR = Path(workflow.basedir) / "workflow" / "report"
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
+PYTHON = shlex.quote(sys.executable)
+
+# Tiny or network-bound jobs run in the main process's machine, never as
+# cluster jobs (compute nodes often have no internet; a Slurm job per
+# run_config.json would wait in the queue longer than it runs).
+localrules:
+    all,
+    raw,
+    download,
+    resolve,
+    headline_metrics,
+    provenance,
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    variant="|".join(RUNS),
+    seed=r"\d+",
+
+# --- the effective config --------------------------------------------------
+# `jointseg` commands take a config *file*; the one Snakemake uses may carry
+# --config overrides, so the main process writes the validated, defaults-filled
+# config here and every command reads it. It is deliberately *not* a rule input:
+# a change in one variant's settings must rerun only that variant (the resolve
+# rule's params carry each run's own settings), and rewriting it never makes
+# anything rerun.
+EFFECTIVE_CONFIG = f"{RESULTS}/.pipeline/config.yaml"
+
+
+def _write_effective_config() -> None:
+    text = (
+        f"# Written by the Snakefile from {CONFIG_SOURCE}; do not edit (it is rewritten).\n"
+        + yaml.safe_dump(config, sort_keys=True)
+    )
+    path = Path(EFFECTIVE_CONFIG)
+    if not path.is_file() or path.read_text() != text:
+        atomic_write_text(path, text)
+
+
+if workflow.is_main_process:
+    _write_effective_config()
+
+
+# --- resources ---------------------------------------------------------------
+GPUS = int(config["gpus_per_job"])
+_PAPER = config["model"]["preset"] == "paper"
+# Scheduling hints (Slurm requests); a profile's set-resources overrides them.
+TRAIN_RESOURCES = dict(
+    gpu=GPUS,
+    mem_mb=32000 if _PAPER else 4000,
+    runtime=24 * 60 if _PAPER else 60,
+)
+PREDICT_RESOURCES = dict(
+    gpu=GPUS,
+    mem_mb=16000 if _PAPER else 2000,
+    runtime=4 * 60 if _PAPER else 30,
+)
+TRAIN_THREADS = int(config["train"].get("threads") or 8)  # scaled down to --cores
+
+# On a machine with several GPUs, each concurrent GPU job gets its own device:
+# Snakemake only counts the `gpu` resource, it does not pin devices. Under
+# Slurm the wrapper leaves CUDA_VISIBLE_DEVICES (set by Slurm) alone.
+GPU_WRAP = f"{PYTHON} {shlex.quote(str(SCRIPTS / 'gpu_slot.py'))} --gpus {GPUS} --" if GPUS else ""
+
+
+def run_settings(wildcards) -> str:
+    """The resolved settings of one training run, as canonical JSON (a rule param)."""
+    settings = resolve_run(config, wildcards.dataset, wildcards.variant, int(wildcards.seed))
+    return json.dumps(settings, sort_keys=True)
+
+
+def dataset_settings(wildcards) -> str:
+    """One data set's config entry plus the global keys preparing it depends on."""
+    return json.dumps(
+        {"dataset": config["datasets"][wildcards.dataset], "data_dir": DATA}, sort_keys=True
+    )
+
+
+def all_runs(pattern: str) -> list[str]:
+    """``pattern`` (with {dataset}, {variant}, {seed}) expanded over the whole study."""
+    return expand(pattern, dataset=DATASETS, variant=RUNS, seed=SEEDS)
+
+
+# --- MLflow parent run ---------------------------------------------------------
+# One parent run per invocation that has work to do (Snakemake calls onstart
+# neither for dry runs, --report, nor when nothing is to be done). Its id lives
+# in <results>/.mlflow_parent_run, which no rule reads, so the bookkeeping never
+# makes a job rerun. MLflow is a view of the run: a tracking failure is a
+# warning, never a failed study. JOINTSEG_MLFLOW=0 switches it off.
+import os
+import subprocess
+
+
+def _track(*args: str) -> None:
+    if not workflow.is_main_process:  # hooks also fire inside cluster jobs
+        return
+    if os.environ.get("JOINTSEG_MLFLOW", "1").strip().lower() in ("0", "off", "false", "no"):
+        return
+    cmd = ["jointseg", "track", *args, "--config", EFFECTIVE_CONFIG, "--results-dir", RESULTS]
+    Path("logs").mkdir(exist_ok=True)
+    with open("logs/mlflow_parent.log", "a") as log:
+        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        print(f"jointseg workflow: warning: '{' '.join(cmd)}' failed (exit {done.returncode}); "
+              "see logs/mlflow_parent.log", file=sys.stderr)
+
+
+onstart:
+    _track("start")
+
+
+onsuccess:
+    # A run of a partial target (e.g. `snakemake raw`) has no summary to upload.
+    _track("finish", "--status", "FINISHED", *(["--artifacts", SUMMARY] if Path(SUMMARY).is_dir() else []))
+
+
+onerror:
+    _track("finish", "--status", "FAILED")
