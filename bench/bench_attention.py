@@ -21,8 +21,8 @@ import subprocess
 import sys
 import time
 
-CASES = ["self", "monai_sablock", "monai_sablock_flash", "pointwise", "joint", "joint_ckpt",
-         "joint_sum", "joint_product", "reference_joint"]
+CASES = ["reference_joint", "self", "monai_sablock", "monai_sablock_flash", "pointwise", "joint",
+         "joint_ckpt", "joint_sum", "joint_product"]  # reference and self first: the ratios need them
 
 
 def _rss_mb() -> float:
@@ -90,8 +90,12 @@ def worker_model(attention: str, level, runs: int) -> dict:
     return {"img_s": 4 / statistics.median(times), "params": count_parameters(model)}
 
 
+THREADS = 2  # set from --threads
+
+
 def run_worker(payload: dict) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    payload = {**payload, "threads": THREADS}
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
     out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(payload)], env=env,
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -100,16 +104,16 @@ def run_worker(payload: dict) -> dict:
 
 
 def attention_table(sides: list[int], channels: int, batch: int, runs: int, cases: list[str]) -> None:
-    print(f"C = {channels}, batch {batch}, 2 threads, median of {runs} forward+backward runs; "
+    print(f"C = {channels}, batch {batch}, {THREADS} threads, median of {runs} forward+backward runs; "
           "peak = peak RSS increase during one forward+backward\n")
     print("| L | variant | time ms | peak MB | time / ref | peak / ref | time / self |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for side in sides:
-        res = {c: run_worker({"kind": "attention", "case": c, "side": side, "channels": channels,
-                              "batch": batch, "runs": runs}) for c in cases}
-        ref, own = res.get("reference_joint", {}), res.get("self", {})
-        for case in cases:
-            r = res[case]
+        res: dict[str, dict] = {}
+        for case in cases:  # print each row as soon as it is measured
+            r = res[case] = run_worker({"kind": "attention", "case": case, "side": side,
+                                        "channels": channels, "batch": batch, "runs": runs})
+            ref, own = res.get("reference_joint", {}), res.get("self", {})
             if "error" in r:
                 print(f"| {side}² | {case} | error: {r['error'][:60]} | | | | |")
                 continue
@@ -120,7 +124,7 @@ def attention_table(sides: list[int], channels: int, batch: int, runs: int, case
 
 
 def model_table(runs: int) -> None:
-    print(f"small DenseUNet, 64x64, batch 4, 2 threads, forward+backward+Adam, median of {runs} steps\n")
+    print(f"small DenseUNet, 64x64, batch 4, {THREADS} threads, forward+backward+Adam, median of {runs} steps\n")
     print("| attention | level | grid | params | images/s |")
     print("|---|---|---|---:|---:|")
     for attention, level, grid in [("none", "bottleneck", "-"), ("joint", 8, "8x8"), ("self", 8, "8x8"),
@@ -142,13 +146,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
+    parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per measurement")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     if args.worker:
         import torch
 
-        torch.set_num_threads(2)
         p = json.loads(args.worker)
+        torch.set_num_threads(p["threads"])
         if p["kind"] == "attention":
             out = worker_attention(p["case"], p["side"], p["channels"], p["batch"], p["runs"])
         else:

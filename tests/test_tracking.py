@@ -156,7 +156,6 @@ def test_four_parallel_writers_lose_nothing(tmp_path):
     run_ids = {out.strip().splitlines()[-1] for out, _ in outs}
     assert len(run_ids) == 4
 
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
     c = tracking.client(f"sqlite:///{tmp_path}/mlflow.db")
     exp = c.get_experiment_by_name("jointseg-par")
     runs = c.search_runs([exp.experiment_id])

@@ -159,19 +159,23 @@ def test_outputs_and_checkpoint_layout(isic_run):
     assert json.loads((out / "run_config.json").read_text()) == rc
 
 
-def test_finished_run_is_left_alone_and_config_change_refused(isic_run, tmp_path):
+def test_finished_run_is_left_alone_and_changed_config_starts_over(isic_run, tmp_path, capsys):
     rc, out, _ = isic_run
     before = (out / "checkpoints" / "final.pt").stat().st_mtime_ns
     run_train(rc, out)
     assert (out / "checkpoints" / "final.pt").stat().st_mtime_ns == before
-    # an interrupted folder trained with other settings must not be silently continued
+    # a folder trained with other settings is not continued: its state is set aside, training restarts
     other = tmp_path / "other"
     (other / "checkpoints").mkdir(parents=True)
-    (other / "checkpoints" / "latest.pt").write_bytes((out / "checkpoints" / "latest.pt").read_bytes())
+    old = (out / "checkpoints" / "latest.pt").read_bytes()
+    (other / "checkpoints" / "latest.pt").write_bytes(old)
     changed = json.loads(json.dumps(rc))
     changed["train"]["lr"] = 0.01
-    with pytest.raises(UserError, match="different configuration"):
-        run_train(changed, other)
+    changed["train"]["iterations"] = 2
+    done = run_train(changed, other)
+    assert "train.lr" in capsys.readouterr().err and done["step"] == 2
+    assert (other / "checkpoints" / "latest.stale.pt").read_bytes() == old
+    assert torch.load(other / "checkpoints" / "final.pt", weights_only=True)["config"]["train"]["lr"] == 0.01
 
 
 def test_bad_run_config_is_a_clear_error(tmp_path, capsys):
@@ -282,3 +286,12 @@ def test_training_logs_child_run_to_mlflow(demo_data, tmp_path, monkeypatch):
 
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     assert models and models[0].source_run_id == run.info.run_id
+
+
+def test_loader_workers_do_not_change_the_result(isic_run, tmp_path):
+    """Background loader processes prefetch the same batches (each a pure function of (seed, t))."""
+    rc, reference_out, _ = isic_run
+    with_workers = json.loads(json.dumps(rc))
+    with_workers["train"]["workers"] = 2
+    run_train(with_workers, tmp_path / "workers")
+    assert_same_final(reference_out, tmp_path / "workers")

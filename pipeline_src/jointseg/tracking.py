@@ -11,7 +11,9 @@ jobs write to one SQLite file at once, so every MLflow call is retried with
 exponential back-off on transient errors ("database is locked", connection
 errors, a race creating the experiment). If a call still fails, a warning is
 printed and training goes on: a tracking outage must not cost 30 k iterations.
-Metrics that could not be logged remain in ``history.csv``.
+After the first call that still fails, tracking is switched off for the rest of
+that training (a dead server would otherwise cost the retry time at every
+later call). Metrics that could not be logged remain in ``history.csv``.
 
 ``import mlflow`` takes seconds, so it happens inside the functions only.
 
@@ -320,8 +322,18 @@ class RunTracker:
         try:
             return retry(fn, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            _warn(what, exc)
+            self._give_up(what, exc)
             return None
+
+    def _give_up(self, what: str, exc: BaseException) -> None:
+        """Warn. If the store itself is unreachable (retries of a transient error ran out),
+        also stop tracking this run: a dead server would otherwise cost the full retry
+        time at every later call. Other errors (a bad value, ...) affect that call only."""
+        if _is_transient(exc):
+            _warn(f"{what} (tracking is off for the rest of this run)", exc)
+            self.enabled = False
+        else:
+            _warn(what, exc)
 
     def log_params(self, params: dict[str, str]) -> None:
         """Log params in chunks of 100 (MLflow's batch limit)."""
@@ -363,9 +375,8 @@ class RunTracker:
             try:
                 retry(self._client.log_batch, self.run_id, metrics=metrics)
             except Exception as exc:  # noqa: BLE001
-                _warn("metric logging", exc)
-                if len(self._buffer) > 100_000:  # never grow without bound during an outage
-                    del self._buffer[:-100_000]
+                self._give_up("metric logging", exc)
+                self._buffer.clear()
                 return
             del self._buffer[:len(chunk)]
 
@@ -423,6 +434,7 @@ class RunTracker:
         self.flush()
         if self._client is not None:
             self._call("run termination", self._client.set_terminated, self.run_id, status)
+        self.enabled = False  # closed: later calls are no-ops
 
 
 def data_hash(prepared_dir: str | Path | None) -> str:

@@ -20,29 +20,36 @@ def psamask_loops(mask: Tensor, mode: str) -> Tensor:
     """Port of PSANet's psamask_{collect,distribute}_forward (semseg, cpu/operator.cpp).
 
     mask: (N, (2H-1)(2W-1), H, W), one offset map per position. Returns the
-    buffer (N, H*W, H, W) of the C++ code. The two innermost loops of the
-    original are written as one slice copy with the same bounds.
+    buffer (N, H*W, H, W) of the C++ code; entries no position reaches are 0.
     """
     n, _, height, width = mask.shape
     mask_h, mask_w = 2 * height - 1, 2 * width - 1
     half_h, half_w = height - 1, width - 1
-    m = mask.reshape(n, mask_h, mask_w, height, width)
-    buf = mask.new_zeros(n, height, width, height, width)  # [n, hb, wb, h, w]
+    if mode not in ("collect", "distribute"):
+        raise ValueError(f"mode must be collect or distribute, got {mode!r}")
+    # The loops only decide which mask entry lands where; record those flat
+    # indices (as the C++ code computes them) and copy once, so autograd sees
+    # one indexing op instead of H*W chained slice writes.
+    src, dst = [], []
     for h in range(height):
         for w in range(width):
             hstart, hend = max(0, half_h - h), min(mask_h, height + half_h - h)
             wstart, wend = max(0, half_w - w), min(mask_w, width + half_w - w)
-            src = m[:, hstart:hend, wstart:wend, h, w]
-            fh = slice(hstart + h - half_h, hend + h - half_h)
-            fw = slice(wstart + w - half_w, wend + w - half_w)
+            hidx = torch.arange(hstart, hend)[:, None]
+            widx = torch.arange(wstart, wend)[None, :]
+            fh, fw = hidx + h - half_h, widx + w - half_w  # feature-indexed
+            # mask_data[((n*mask_H + hidx)*mask_W + widx)*H*W + h*W + w]
+            src.append(((hidx * mask_w + widx) * height + h) * width + w)
             if mode == "collect":
-                # buffer[(n, hidx+h-half_h, widx+w-half_w), (h, w)] = mask[n, hidx, widx, h, w]
-                buf[:, fh, fw, h, w] = src
-            elif mode == "distribute":
-                # buffer[(n, h, w), (hidx+h-half_h, widx+w-half_w)] = mask[n, hidx, widx, h, w]
-                buf[:, h, w, fh, fw] = src
+                # buffer_data[(n*H*W + fh*W + fw)*H*W + h*W + w]
+                dst.append((fh * width + fw) * height * width + h * width + w)
             else:
-                raise ValueError(f"mode must be collect or distribute, got {mode!r}")
+                # buffer_data[(n*H*W + h*W + w)*H*W + fh*W + fw]
+                dst.append((h * width + w) * height * width + fh * width + fw)
+    src_idx = torch.cat([s.flatten() for s in src]).to(mask.device)
+    dst_idx = torch.cat([d.flatten() for d in dst]).to(mask.device)
+    buf = mask.new_zeros(n, (height * width) ** 2)
+    buf = buf.index_put((torch.arange(n)[:, None], dst_idx[None, :]), mask.reshape(n, -1)[:, src_idx])
     return buf.reshape(n, height * width, height, width)
 
 

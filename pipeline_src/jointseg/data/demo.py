@@ -245,7 +245,7 @@ def msd_phantom(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
     head = (((grid - centre) / semi) ** 2).sum(-1) < 1.0
 
     # two adjacent structures along one curved centre line: first part 1, rest 2
-    length = rng.uniform(24, 34)
+    length = rng.uniform(28, 38)
     direction = np.array([0.15, 1.0, rng.uniform(-0.2, 0.2)])
     direction /= np.linalg.norm(direction)
     bend = np.array([1.0, -0.1, rng.uniform(-0.3, 0.3)])
@@ -254,7 +254,7 @@ def msd_phantom(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
     start = centre - direction * length / 2 + rng.uniform(-3, 3, 3)
     s = np.linspace(0, 1, 48)
     curve = start + s[:, None] * length * direction + (rng.uniform(2, 6) * np.sin(np.pi * s))[:, None] * bend
-    radius = rng.uniform(3.2, 4.5) * (1.15 - 0.45 * s + 0.15 * np.sin(2 * np.pi * s + rng.uniform(0, 6)))
+    radius = rng.uniform(4.6, 6.0) * (1.15 - 0.4 * s + 0.12 * np.sin(2 * np.pi * s + rng.uniform(0, 6)))
     # only voxels in the curve's bounding box (+ max radius) can be inside: saves time, same result
     near = head & np.all(np.abs(grid - (curve.max(0) + curve.min(0)) / 2)
                          <= (curve.max(0) - curve.min(0)) / 2 + radius.max() + 1, axis=-1)
@@ -268,8 +268,8 @@ def msd_phantom(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
 
     tissue = 380 + 25 * _smooth_noise(rng, shape, 2.0)
     image = np.where(head, tissue, 0.0)
-    image[label == 1] = rng.uniform(520, 580) + 15 * _smooth_noise(rng, shape, 1.0)[label == 1]
-    image[label == 2] = rng.uniform(460, 500) + 15 * _smooth_noise(rng, shape, 1.0)[label == 2]
+    image[label == 1] = rng.uniform(590, 650) + 15 * _smooth_noise(rng, shape, 1.0)[label == 1]
+    image[label == 2] = rng.uniform(490, 530) + 15 * _smooth_noise(rng, shape, 1.0)[label == 2]
     ventricle = (((grid - centre - rng.uniform(-4, 4, 3)) / (semi * 0.25)) ** 2).sum(-1) < 1.0
     image[ventricle & (label == 0)] = 150
     image = ndimage.gaussian_filter(image, 0.6)  # partial-volume blur at the boundaries

@@ -47,16 +47,17 @@ def warp(image: np.ndarray, label: np.ndarray, matrix: np.ndarray, offset: np.nd
     ys, xs = matrix @ grid + offset[:, None]
     y0, x0 = np.floor(ys), np.floor(xs)
     wy, wx = (ys - y0).astype(np.float32), (xs - x0).astype(np.float32)
-    padded = np.pad(image, ((0, 0), (1, 1), (1, 1)))  # a zero border: clipped indices read zeros
-    yi0 = np.clip(y0.astype(np.int64) + 1, 0, H + 1)
-    yi1 = np.clip(y0.astype(np.int64) + 2, 0, H + 1)
+    padded = np.pad(image, ((0, 0), (1, 1), (1, 1))).reshape(C, -1)  # zero border: clipped indices read 0
+    yi0 = np.clip(y0.astype(np.int64) + 1, 0, H + 1) * (W + 2)
+    yi1 = np.clip(y0.astype(np.int64) + 2, 0, H + 1) * (W + 2)
     xi0 = np.clip(x0.astype(np.int64) + 1, 0, W + 1)
     xi1 = np.clip(x0.astype(np.int64) + 2, 0, W + 1)
-    img = ((padded[:, yi0, xi0] * (1 - wx) + padded[:, yi0, xi1] * wx) * (1 - wy)
-           + (padded[:, yi1, xi0] * (1 - wx) + padded[:, yi1, xi1] * wx) * wy)
+    img = ((padded.take(yi0 + xi0, axis=1) * (1 - wx) + padded.take(yi0 + xi1, axis=1) * wx) * (1 - wy)
+           + (padded.take(yi1 + xi0, axis=1) * (1 - wx) + padded.take(yi1 + xi1, axis=1) * wx) * wy)
     yr, xr = np.floor(ys + 0.5).astype(np.int64), np.floor(xs + 0.5).astype(np.int64)
     inside = (yr >= 0) & (yr < H) & (xr >= 0) & (xr < W)
-    lab = np.where(inside, label[np.clip(yr, 0, H - 1), np.clip(xr, 0, W - 1)], 0).astype(np.int64)
+    lab = np.where(inside, label.reshape(-1).take(np.clip(yr, 0, H - 1) * W + np.clip(xr, 0, W - 1)), 0)
+    lab = lab.astype(np.int64)
     return img.reshape(C, h, w), lab.reshape(h, w)
 
 
