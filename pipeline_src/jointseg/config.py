@@ -89,7 +89,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
 
 def _check_variant(variant: str, source: str) -> None:
-    from .attention import VARIANTS  # lazy: keeps `import jointseg.config` free of torch
+    from .variants import VARIANTS
 
     if variant not in VARIANTS:
         raise UserError(

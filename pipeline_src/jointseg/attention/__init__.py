@@ -11,18 +11,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..variants import VARIANTS
 from .module import BRANCHES, COMBINES, JointAttention, NoAttention, size_error
 
-# variant -> JointAttention options; "none" has no options (identity)
-VARIANTS: dict[str, dict] = {
-    "none": {},
-    "pointwise": {"terms": ("E2",), "branches": ("collect", "distribute"), "combine": "joint"},  # PSANet
-    "self": {"terms": ("E1",), "combine": "joint"},  # non-local
-    "joint": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "joint"},
-    "joint_sum": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "sum"},
-    "joint_product": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "product"},
-    "custom": {},  # everything from **options (terms required)
-}
 
 
 def build(variant: str, channels: int, size: tuple[int, int], **options) -> nn.Module:

@@ -207,8 +207,11 @@ class JointAttention(nn.Module):
         feats = self._features(x)
         if self.terms == ("E1",):
             # self-attention alone: fused kernel, the L x L matrix never exists
-            agg = F.scaled_dot_product_attention(feats["query"][:, None], feats["key"][:, None],
-                                                 feats["value"])
+            # contiguous: the CPU flash kernel needs unit stride on the channel dim,
+            # otherwise SDPA silently falls back to the L x L math path
+            agg = F.scaled_dot_product_attention(feats["query"][:, None].contiguous(),
+                                                 feats["key"][:, None].contiguous(),
+                                                 feats["value"].contiguous())
         else:
             rows_per_chunk = max(1, self.chunk // w)
             parts = []
