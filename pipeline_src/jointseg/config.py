@@ -148,3 +148,14 @@ def resolve_run(config: dict, dataset: str, variant: str, seed: int) -> dict:
         "train": train,
         "mlflow": dict(config["mlflow"]),
     }
+
+
+def load_dataset_entry(path: str | Path, dataset: str) -> tuple[dict, dict]:
+    """Load the study config at ``path`` and return ``(config, config["datasets"][dataset])``.
+
+    Raises :class:`UserError` naming the config file when the data set is not configured.
+    """
+    config = load_config(path)
+    if dataset not in config["datasets"]:
+        raise UserError(f"{path}: unknown data set '{dataset}'; configured: {sorted(config['datasets'])}")
+    return config, config["datasets"][dataset]

@@ -59,13 +59,9 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset:
         if not args.config:
             raise UserError("DATASET needs --config (or use --url ... --out DIR without a data set)")
-        from ..config import load_config
+        from ..config import load_dataset_entry
 
-        config = load_config(args.config)
-        if args.dataset not in config["datasets"]:
-            raise UserError(f"{args.config}: unknown data set '{args.dataset}'; "
-                            f"configured: {sorted(config['datasets'])}")
-        entry = config["datasets"][args.dataset]
+        config, entry = load_dataset_entry(args.config, args.dataset)
         out = Path(args.out or Path(config["data_dir"]) / "raw" / args.dataset)
         sources = sources_of(entry)
         search = [Path(args.config).resolve().parent.parent]  # the project root of config/<x>.yaml

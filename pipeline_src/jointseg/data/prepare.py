@@ -77,13 +77,9 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset:
         if not args.config:
             raise UserError("DATASET needs --config (or use --format F --source PATH --out DIR)")
-        from ..config import load_config
+        from ..config import load_dataset_entry
 
-        config = load_config(args.config)
-        if args.dataset not in config["datasets"]:
-            raise UserError(f"{args.config}: unknown data set '{args.dataset}'; "
-                            f"configured: {sorted(config['datasets'])}")
-        entry = config["datasets"][args.dataset]
+        config, entry = load_dataset_entry(args.config, args.dataset)
         raw = Path(args.raw or Path(config["data_dir"]) / "raw" / args.dataset)
         out = Path(args.out or Path(config["data_dir"]) / "prepared" / args.dataset)
         if not (raw / ".complete.json").exists():
