@@ -13,18 +13,28 @@ from .config import load_config, resolve_run
 from .io_utils import atomic_write_json
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="study config YAML")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--variant", required=True)
-    parser.add_argument("--seed", type=int, required=True)
+def add_run_selection(parser, required: bool = True) -> None:
+    """The options that pick one run from a study config (shared with ``jointseg train``)."""
+    parser.add_argument("--config", required=required, default=None, help="study config YAML")
+    parser.add_argument("--dataset", required=required, default=None)
+    parser.add_argument("--variant", required=required, default=None)
+    parser.add_argument("--seed", type=int, required=required, default=None)
     parser.add_argument("--set", dest="overrides", default=None,
-                        help="JSON object deep-merged into the config before validation")
+                        help="JSON object deep-merged into the config before validation, "
+                             "e.g. '{\"train\": {\"iterations\": 10}}'")
+
+
+def run_from_args(args: argparse.Namespace) -> dict:
+    """Load, override, validate the config named by ``args`` and resolve the selected run."""
+    overrides = json.loads(args.overrides) if args.overrides else None
+    return resolve_run(load_config(args.config, overrides), args.dataset, args.variant, args.seed)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_selection(parser)
     parser.add_argument("--out", required=True, help="output JSON path")
 
 
 def main(args: argparse.Namespace) -> int:
-    overrides = json.loads(args.overrides) if args.overrides else None
-    config = load_config(args.config, overrides)
-    atomic_write_json(args.out, resolve_run(config, args.dataset, args.variant, args.seed))
+    atomic_write_json(args.out, run_from_args(args))
     return 0

@@ -18,18 +18,14 @@ import json
 import sys
 from pathlib import Path
 
+from .config_cli import add_run_selection
 from .io_utils import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("what to train (either --run-config or --config/--dataset/--variant/--seed)")
     src.add_argument("--run-config", default=None, help="run_config.json written by 'jointseg resolve'")
-    src.add_argument("--config", default=None, help="study config YAML")
-    src.add_argument("--dataset", default=None)
-    src.add_argument("--variant", default=None)
-    src.add_argument("--seed", type=int, default=None)
-    src.add_argument("--set", dest="overrides", default=None,
-                     help="with --config: JSON object deep-merged into the config (e.g. '{\"train\": {\"iterations\": 10}}')")
+    add_run_selection(src, required=False)
     parser.add_argument("--out", required=True, help="output folder results/<dataset>/<variant>/seed<k>")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     parser.add_argument("--threads", type=int, default=None,
@@ -56,10 +52,9 @@ def load_run_config(args: argparse.Namespace) -> dict:
         return rc
     if not (args.config and args.dataset and args.variant and args.seed is not None):
         raise UserError("give --run-config FILE, or all of --config, --dataset, --variant and --seed")
-    from .config import load_config, resolve_run
+    from .config_cli import run_from_args
 
-    overrides = json.loads(args.overrides) if args.overrides else None
-    return resolve_run(load_config(args.config, overrides), args.dataset, args.variant, args.seed)
+    return run_from_args(args)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -19,6 +19,13 @@ def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     )
 
 
+def preset_settings(presets: dict[str, dict], preset: str, family: str, overrides: dict) -> dict:
+    """The named preset's settings updated with ``overrides``; a clear error for an unknown name."""
+    if preset not in presets:
+        raise ValueError(f"unknown {family} preset {preset!r}; choose from {sorted(presets)}")
+    return {**presets[preset], **overrides}
+
+
 class AttentionNet(nn.Module):
     """Base class: holds ``self.attention`` and exposes its map.
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import AttentionNet, check_level, conv_bn_relu, level_grid
+from .base import AttentionNet, check_level, conv_bn_relu, level_grid, preset_settings
 
 PRESETS: dict[str, dict] = {
     # DenseNet-161 encoder, H-DenseUNet decoder (about 48.8 M parameters)
@@ -74,9 +74,7 @@ class DenseUNet(AttentionNet):
                  input_size: tuple[int, int] = (64, 64), attention_options: dict | None = None,
                  **overrides) -> None:
         super().__init__()
-        if preset not in PRESETS:
-            raise ValueError(f"unknown DenseUNet preset {preset!r}; choose from {sorted(PRESETS)}")
-        cfg = {**PRESETS[preset], **overrides}
+        cfg = preset_settings(PRESETS, preset, "DenseUNet", overrides)
         stem, growth, bn = cfg["stem"], cfg["growth"], cfg["bottleneck"]
         self.stem = nn.Sequential(conv_bn_relu(in_channels, stem, stride=2),
                                   conv_bn_relu(stem, stem), conv_bn_relu(stem, stem))

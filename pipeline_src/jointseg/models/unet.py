@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import AttentionNet, check_level, conv_bn_relu, level_grid
+from .base import AttentionNet, check_level, conv_bn_relu, level_grid, preset_settings
 
 PRESETS: dict[str, dict] = {
     "paper": {"base": 64, "depth": 4},  # the original widths 64..1024
@@ -28,9 +28,7 @@ class UNet(AttentionNet):
                  input_size: tuple[int, int] = (64, 64), attention_options: dict | None = None,
                  **overrides) -> None:
         super().__init__()
-        if preset not in PRESETS:
-            raise ValueError(f"unknown U-Net preset {preset!r}; choose from {sorted(PRESETS)}")
-        cfg = {**PRESETS[preset], **overrides}
+        cfg = preset_settings(PRESETS, preset, "U-Net", overrides)
         base, depth = cfg["base"], cfg["depth"]
         widths = [base * 2**k for k in range(depth + 1)]
         self.encoder = nn.ModuleList([double_conv(in_channels, widths[0])] +
