@@ -1,13 +1,29 @@
 """Benchmark the attention variants (and the small DenseUNet) on CPU; prints Markdown.
 
-    PYTHONPATH=pipeline_src .venv/bin/python bench/bench_attention.py            # attention table
+    PYTHONPATH=pipeline_src .venv/bin/python bench/bench_attention.py            # variants vs direct
+    PYTHONPATH=pipeline_src .venv/bin/python bench/bench_attention.py --sweep    # joint: chunk x recompute
     PYTHONPATH=pipeline_src .venv/bin/python bench/bench_attention.py --model    # training images/s
 
-Each measurement runs in a fresh subprocess (2 threads). Time: median of
-forward+backward over ``--runs`` runs after one warm-up. Peak memory: the
-process's peak RSS (getrusage) during the first forward+backward minus its RSS
-just before it, i.e. everything the step allocated at its high-water mark.
-Not a test: numbers depend on the machine and its load.
+Every variant (built with default options) is compared with a *direct
+implementation* of the same block with the same parameters, idiomatic torch:
+dense E1 logits by one matmul, E2 logits by one 1x1 conv to the M = (2H-1)(2W-1)
+offset channels and a gather with the fixed L x L index table (each branch the
+variant has), one softmax (per term for ``joint_sum``), one matmul with the
+value; self-attention also with MONAI's SABlock (with and without flash). The
+slow einsum reference (reference.py) only checks that the direct implementation
+is right (``--check``, and before every table), never a speed baseline.
+
+Each measurement runs in a fresh subprocess (``--threads`` threads). Time:
+median of ``--runs`` forward+backward runs after one warm-up, repeated in
+``--repeat`` round-robin passes over the cases (a change in the machine's load
+hits every case alike), median over the passes. Peak memory: the
+process's resident high-water mark during one forward+backward minus its
+resident size just before it (Linux: the mark is reset through
+/proc/self/clear_refs and read from VmHWM). That process runs with glibc's
+mmap threshold fixed at 128 KiB, so freed tensors go back to the system and
+the resident size follows the live memory: it counts every allocation of the
+step (tensors, gradients, library scratch), not only torch's. Not a test:
+numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -15,63 +31,197 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import re
 import statistics
 import subprocess
 import sys
 import time
 
-CASES = ["reference_joint", "self", "monai_sablock", "monai_sablock_flash", "pointwise", "joint",
-         "joint_ckpt", "joint_sum", "joint_product"]  # reference and self first: the ratios need them
+VARIANTS = ["self", "pointwise", "joint", "joint_sum", "parallel", "pointwise_psanet"]
+CASES = [c for v in VARIANTS for c in (f"{v}/direct", v)] + ["monai_sablock", "monai_sablock_flash"]
+THREADS = 2  # set from --threads
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"{key}:\s+(\d+)", f.read()).group(1)) / 1024
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def worker_attention(case: str, side: int, channels: int, batch: int, runs: int) -> dict:
+def direct_forward(module, x, table):
+    """The block computed directly with its own parameters; ``table`` = relative_index(size).T."""
     import torch
+    import torch.nn.functional as F
+    from jointseg.attention import ParallelAttention, PSABlock
 
+    if isinstance(module, ParallelAttention):
+        return x + sum(direct_forward(p, x, table) - x for p in module.parts)
+    n, _, h, w = x.shape
+    length = h * w
+    index = table.expand(n, length, length)
+
+    def relative(pred, z, branch):  # (N, L, L) [query i, key j]
+        fmap = F.conv2d(pred.hidden(z), pred.weight[:, :, None, None]).flatten(2)  # (N, M, L): F at each position
+        gathered = fmap.gather(1, index)  # [a, b] = F(x_b)[idx(b -> a)]
+        return gathered.transpose(1, 2) if branch == "collect" else gathered
+
+    if isinstance(module, PSABlock):  # softmax over E2, the value is the reduced map itself
+        outs = []
+        for b in module.branches:
+            z = module.reduce[b](x)
+            p = torch.softmax(relative(module.predictors[b], z, b), dim=-1)
+            outs.append(torch.matmul(z.flatten(2), p.transpose(1, 2)))
+        return module.fuse(torch.cat([x, module.proj(torch.cat(outs, 1).view(n, -1, h, w))], 1))
+    e1 = None
+    if "E1" in module.terms:
+        e1 = torch.matmul(module.query(x).flatten(2).transpose(1, 2), module.key(x).flatten(2)) * module.e1_factor
+    value = module.value(x).view(n, len(module.branches), -1, length)
+    outs = []
+    for b, branch in enumerate(module.branches):
+        terms = [t for t in (e1, relative(module.predictors[branch], x, branch) if "E2" in module.terms else None)
+                 if t is not None]
+        if module.combine == "joint":
+            p = torch.softmax(sum(terms), dim=-1)
+        else:
+            p = sum(torch.softmax(t, dim=-1) for t in terms) / len(terms)
+        outs.append(torch.matmul(value[:, b], p.transpose(1, 2)))
+    return x + module.out_norm(module.out(torch.cat(outs, 1).view(n, -1, h, w)))
+
+
+def build_case(case: str, channels: int, side: int, batch: int, dtype=None):
+    """(module, input, step) of ``variant[/direct][:option=value...]`` or ``monai_sablock[_flash]``."""
+    import torch
     from jointseg.attention import build
-    from jointseg.attention.reference import reference_forward
+    from jointseg.attention.psamask import relative_index
 
-    torch.manual_seed(0)
-    size = (side, side)
-    x = torch.randn(batch, channels, side, side, requires_grad=True)
+    x = torch.randn(batch, channels, side, side, dtype=dtype, requires_grad=True)
     if case.startswith("monai_sablock"):
         from monai.networks.blocks import SABlock
 
         block = SABlock(channels, num_heads=1, use_flash_attention=case.endswith("flash"))
-        step = lambda: block(x.flatten(2).transpose(1, 2)).sum()  # noqa: E731
-    elif case == "reference_joint":
-        module = build("joint", channels, size)
-        step = lambda: reference_forward(module, x).sum()  # noqa: E731
-    elif case == "joint_ckpt":
-        module = build("joint", channels, size, checkpoint=True)
-        step = lambda: module(x).sum()  # noqa: E731
-    else:
-        module = build(case, channels, size)
-        step = lambda: module(x).sum()  # noqa: E731
-    base = _rss_mb()
-    step().backward()
-    peak = _peak_mb() - base
+        return block, x, lambda: block(x.flatten(2).transpose(1, 2)).sum()
+    name, *opts = case.split(":")
+    variant, _, impl = name.partition("/")
+    options = {k: json.loads(v) for k, v in (o.split("=") for o in opts)}
+    if variant == "pointwise_psanet":
+        variant, options = "pointwise", {**options, "structure": "psanet"}
+    module = build(variant, channels, (side, side), **options).to(dtype)
+    if impl == "direct":
+        table = relative_index((side, side)).t().contiguous()  # built once, like a module buffer
+        return module, x, lambda: direct_forward(module, x, table).sum()
+    return module, x, lambda: module(x).sum()
+
+
+def worker_attention(case: str, side: int, channels: int, batch: int, runs: int, measure: str) -> dict:
+    import gc
+
+    import torch
+
+    torch.manual_seed(0)
+    module, x, step = build_case(case, channels, side, batch)
+    params = [x, *module.parameters()]
+
+    def run() -> None:
+        for p in params:
+            p.grad = None
+        step().backward()
+
+    run()  # warm-up: one-time library allocations
+    if measure == "memory":
+        for p in params:
+            p.grad = None
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the resident high-water mark to the current size
+        base = _status_mb("VmRSS")
+        run()
+        return {"peak_mb": _status_mb("VmHWM") - base}
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        step().backward()
+        run()
         times.append(time.perf_counter() - t0)
-    return {"ms": 1000 * statistics.median(times), "peak_mb": peak}
+    return {"ms": 1000 * statistics.median(times)}
+
+
+def check(channels: int = 8, side: int = 5) -> None:
+    """Assert that the direct implementation equals the slow reference (float64) for every variant."""
+    import torch
+    from jointseg.attention.psamask import relative_index
+    from jointseg.attention.reference import reference_forward
+
+    torch.manual_seed(0)
+    table = relative_index((side, side)).t().contiguous()
+    for variant in VARIANTS:
+        module, x, _ = build_case(f"{variant}/direct", channels, side, 2, torch.float64)
+        with torch.no_grad():  # perturb every parameter, incl. the zero-initialised output gamma
+            for p in module.parameters():
+                p.add_(torch.randn_like(p) * 0.5)
+        err = (direct_forward(module, x, table) - reference_forward(module, x)).abs().max().item()
+        print(f"check {variant}: max |direct - reference| = {err:.1e}")
+        assert err < 1e-9, variant
+
+
+def run_worker(payload: dict) -> dict:
+    payload = {**payload, "threads": THREADS}
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+    if payload.get("measure") == "memory":
+        env.update(MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(payload)], env=env,
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else f"rc {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(cases: list[str], side: int, channels: int, batch: int, runs: int, repeat: int) -> dict[str, dict]:
+    """Peak memory and time (median over ``repeat`` round-robin passes) of each case."""
+    base = {"kind": "attention", "side": side, "channels": channels, "batch": batch, "runs": runs}
+    res = {c: run_worker({**base, "case": c, "measure": "memory"}) for c in cases}
+    ok = [c for c in cases if "error" not in res[c]]
+    for _ in range(repeat):
+        for case in ok:
+            r = run_worker({**base, "case": case, "measure": "time"})
+            res[case].setdefault("times", []).append(r.get("ms", float("nan")))
+    for case in ok:
+        res[case]["ms"] = statistics.median(res[case].pop("times"))
+    return res
+
+
+def _row(cells: list) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _ratios(r: dict, base: dict) -> list[str]:
+    return [f"{r[k] / base[k]:.2f}" if k in base else "-" for k in ("ms", "peak_mb")]
+
+
+def _load() -> str:
+    return "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+
+
+def attention_table(sides: list[int], channels: int, batch: int, runs: int, repeat: int, cases: list[str]) -> None:
+    print(f"C = {channels}, batch {batch}, {THREADS} threads; time = median over {repeat} round-robin passes "
+          f"of the median of {runs} forward+backward runs; peak = resident high-water mark of one "
+          f"forward+backward minus the size before it; {_load()} at the start\n")
+    print(_row(["L", "case", "time ms", "peak MB", "time / direct", "peak / direct", "time / MONAI"]))
+    print(_row(["---"] * 2 + ["---:"] * 5))
+    for side in sides:
+        res = measure(cases, side, channels, batch, runs, repeat)
+        for case, r in res.items():
+            if "error" in r:
+                print(_row([f"{side}²", case, f"error: {r['error'][:60]}", "", "", "", ""]))
+                continue
+            direct = res.get(case.split(":")[0].split("/")[0] + "/direct", {})
+            monai = res.get("monai_sablock", {}) if case.split(":")[0] == "self" else {}
+            vs_monai = f"{r['ms'] / monai['ms']:.2f}" if "ms" in monai else "-"
+            print(_row([f"{side}²", case, f"{r['ms']:.1f}", f"{r['peak_mb']:.1f}", *_ratios(r, direct), vs_monai]))
+        sys.stdout.flush()
+    print(f"\n{_load()} at the end")
 
 
 def worker_model(attention: str, level, runs: int) -> dict:
     import torch
     import torch.nn.functional as F
-
     from jointseg.models import build_model, count_parameters
 
     torch.manual_seed(0)
@@ -90,62 +240,32 @@ def worker_model(attention: str, level, runs: int) -> dict:
     return {"img_s": 4 / statistics.median(times), "params": count_parameters(model)}
 
 
-THREADS = 2  # set from --threads
-
-
-def run_worker(payload: dict) -> dict:
-    payload = {**payload, "threads": THREADS}
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(payload)], env=env,
-                         capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else f"rc {out.returncode}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def attention_table(sides: list[int], channels: int, batch: int, runs: int, cases: list[str]) -> None:
-    print(f"C = {channels}, batch {batch}, {THREADS} threads, median of {runs} forward+backward runs; "
-          "peak = peak RSS increase during one forward+backward\n")
-    print("| L | variant | time ms | peak MB | time / ref | peak / ref | time / self |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for side in sides:
-        res: dict[str, dict] = {}
-        for case in cases:  # print each row as soon as it is measured
-            r = res[case] = run_worker({"kind": "attention", "case": case, "side": side,
-                                        "channels": channels, "batch": batch, "runs": runs})
-            ref, own = res.get("reference_joint", {}), res.get("self", {})
-            if "error" in r:
-                print(f"| {side}² | {case} | error: {r['error'][:60]} | | | | |")
-                continue
-            ratio = lambda key, base: f"{r[key] / base[key]:.2f}" if key in base else "-"  # noqa: E731
-            print(f"| {side}² | {case} | {r['ms']:.1f} | {r['peak_mb']:.1f} | {ratio('ms', ref)} | "
-                  f"{ratio('peak_mb', ref)} | {ratio('ms', own)} |")
-        sys.stdout.flush()
-
-
 def model_table(runs: int) -> None:
     print(f"small DenseUNet, 64x64, batch 4, {THREADS} threads, forward+backward+Adam, median of {runs} steps\n")
-    print("| attention | level | grid | params | images/s |")
-    print("|---|---|---|---:|---:|")
+    print(_row(["attention", "level", "grid", "params", "images/s"]))
+    print(_row(["---"] * 3 + ["---:"] * 2))
     for attention, level, grid in [("none", "bottleneck", "-"), ("joint", 8, "8x8"), ("self", 8, "8x8"),
                                    ("pointwise", 8, "8x8"), ("joint", "bottleneck", "2x2"),
                                    ("joint", 4, "16x16")]:
         r = run_worker({"kind": "model", "attention": attention, "level": level, "runs": runs})
-        if "error" in r:
-            print(f"| {attention} | {level} | {grid} | error: {r['error'][:60]} | |")
-        else:
-            print(f"| {attention} | {level} | {grid} | {r['params']:,} | {r['img_s']:.1f} |")
+        cells = [f"error: {r['error'][:60]}", ""] if "error" in r else [f"{r['params']:,}", f"{r['img_s']:.1f}"]
+        print(_row([attention, level, grid, *cells]))
         sys.stdout.flush()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="store_true", help="measure small DenseUNet training images/s")
-    parser.add_argument("--sides", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--sweep", action="store_true", help="joint over --chunks x recompute on/off")
+    parser.add_argument("--check", action="store_true", help="only check direct == reference, then exit")
+    parser.add_argument("--sides", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
+    parser.add_argument("--runs", type=int, default=5, help="forward+backward runs per time measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="round-robin passes over the cases (time)")
+    parser.add_argument("--cases", nargs="+", default=CASES,
+                        help="variant[/direct][:option=json...] or monai_sablock[_flash]; default: all")
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per measurement")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -157,14 +277,20 @@ def main() -> None:
         p = json.loads(args.worker)
         torch.set_num_threads(p["threads"])
         if p["kind"] == "attention":
-            out = worker_attention(p["case"], p["side"], p["channels"], p["batch"], p["runs"])
+            out = worker_attention(p["case"], p["side"], p["channels"], p["batch"], p["runs"], p["measure"])
         else:
             out = worker_model(p["attention"], p["level"], p["runs"])
         print(json.dumps(out))
+    elif args.check:
+        check()
     elif args.model:
         model_table(max(args.runs, 10))
+    elif args.sweep:  # joint over chunk x recompute, at the largest side
+        cases = ["joint/direct"] + [f"joint:chunk={c}:checkpoint={r}" for c in args.chunks for r in ("true", "false")]
+        attention_table(args.sides[-1:], args.channels, args.batch, args.runs, args.repeat, cases)
     else:
-        attention_table(args.sides, args.channels, args.batch, args.runs, args.cases)
+        check()
+        attention_table(args.sides, args.channels, args.batch, args.runs, args.repeat, args.cases)
 
 
 if __name__ == "__main__":

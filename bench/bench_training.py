@@ -1,18 +1,30 @@
 """Training throughput benchmark; prints Markdown tables.
 
-CPU part (always): the ``small`` DenseUNet with joint attention at 64x64, batch 4,
-2 threads: training images/s, FLOPs per training step (forward + backward,
-``torch.utils.flop_counter.FlopCounterMode``), the FLOP/s this achieves, this
-CPU's fp32 matmul peak (a large ``torch.mm`` timed) and their ratio (target >= 30 %).
+CPU part (always): by default the ``small`` DenseUNet with joint attention at
+64x64, batch 4, 2 threads, set up as ``jointseg train`` sets it up on a CPU
+(thread counts and deterministic mode via ``device.runtime_settings``, memory
+layout from ``train.channels_last: auto``, the fused Adam of
+``training.schedule.build_optimizer``). Rows: NCHW, channels_last (the
+training default) and, with ``--compile``, ``torch.compile`` (opt-in; its
+compile time is not in the step time). Per row: training images/s and the
+FLOP/s achieved, from the FLOPs of one forward + backward
+(``torch.utils.flop_counter.FlopCounterMode``; the layout does not change
+them) over the median step time, and their ratio to this CPU's fp32 matmul
+peak (a large ``torch.mm`` timed in the same process; target >= 30 %).
+``--preset paper --size 256 --batch 4 --steps 3`` gives the same figures for
+the author's network.
 
 CUDA part (when a GPU is visible): the ``paper`` preset at 256x256, batch 4:
 eager fp32 against bf16 autocast + channels_last (target >= 1.8x), and
 optionally ``torch.compile``.
 
-    PYTHONPATH=pipeline_src .venv/bin/python bench/bench_training.py [--threads 2] [--steps 10]
+    PYTHONPATH=pipeline_src .venv/bin/python bench/bench_training.py [--threads 2] [--steps 10] [--compile]
 
 Inputs are random tensors (the loader has its own benchmark); the optimiser
 step, the Dice+CE loss and the backward pass are included, as in training.
+Both the step time and the peak are measured under whatever else the machine
+runs: on a loaded machine the many small parallel regions of a training step
+suffer more than one large matmul, so compare ratios taken on a quiet machine.
 """
 
 from __future__ import annotations
@@ -26,20 +38,26 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline_src"))
 
-from jointseg.losses import build_loss  # noqa: E402
+from jointseg.device import runtime_settings, select_precision  # noqa: E402
 from jointseg.models import build_model, count_parameters  # noqa: E402
+from jointseg.training.losses import build_loss  # noqa: E402
+from jointseg.training.schedule import build_optimizer  # noqa: E402
+
+ADAM = {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0}  # the recipe's (config/config.yaml)
 
 
 def make(preset: str, size: int, variant: str, device: torch.device, channels_last: bool = False):
+    """(model, optimiser, loss) of a training run; attention where the configs put it."""
     model = build_model(arch="denseunet", preset=preset, in_channels=3, num_classes=2, attention=variant,
                         attention_level="bottleneck" if preset == "paper" else 8,
                         input_size=(size, size)).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return model, torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), fused=True), build_loss("ce_dice")
+    return model, build_optimizer(model, ADAM, device), build_loss("ce_dice")
 
 
 def step_fn(model, opt, loss_fn, x, y, dtype=None, channels_last=False):
+    """One training step as ``training.loop.step`` does it (without the schedule)."""
     device = x.device
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -73,6 +91,7 @@ def timed(step, steps: int, warmup: int, device: torch.device) -> float:
 
 
 def flops_per_step(model, loss_fn, x, y) -> int:
+    """FLOPs of one forward + backward (FlopCounterMode: convs, matmuls, bmm as 2 * MACs)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -98,26 +117,43 @@ def matmul_peak(n: int, device: torch.device, dtype=torch.float32, reps: int = 5
     return 2 * n**3 / best
 
 
-def cpu_part(args) -> None:
-    torch.set_num_threads(args.threads)
+def cpu_rows(args, x, y) -> tuple[list[tuple[str, float]], int, int]:
+    """[(setting, seconds per step)], FLOPs per step and parameter count on the CPU."""
     dev = torch.device("cpu")
-    torch.manual_seed(0)
-    model, opt, loss_fn = make("small", args.size, args.variant, dev)
+    default_cl = select_precision(dev, "auto", "auto").channels_last
+    configs = [("NCHW", False, False), ("channels_last", True, False)]
+    if args.compile:
+        configs.append(("channels_last + torch.compile", True, True))
+    rows, flops, params = [], 0, 0
+    for name, cl, comp in configs:
+        torch.manual_seed(0)
+        model, opt, loss_fn = make(args.preset, args.size, args.variant, dev, channels_last=cl)
+        if not flops:
+            flops, params = flops_per_step(model, loss_fn, x, y), count_parameters(model)
+        forward = torch.compile(model) if comp else model
+        warmup = 3 if args.preset == "small" else 1
+        sec = timed(step_fn(forward, opt, loss_fn, x, y, channels_last=cl), args.steps, warmup, dev)
+        rows.append((name + (" (training default)" if cl == default_cl and not comp else ""), sec))
+        del model, opt, forward
+    return rows, flops, params
+
+
+def cpu_part(args) -> None:
+    dev = torch.device("cpu")
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 2, (args.batch, args.size, args.size))
-    flops = flops_per_step(model, loss_fn, x, y)
-    sec = timed(step_fn(model, opt, loss_fn, x, y), args.steps, 3, dev)
-    peak = matmul_peak(args.matmul_n, dev)
-    achieved = flops / sec
-    print(f"\n### CPU training: small DenseUNet, {args.variant} attention, {args.size}x{args.size}, "
-          f"batch {args.batch}, {args.threads} threads, {count_parameters(model) / 1e6:.2f} M parameters\n")
-    print("| quantity | value |\n|---|---|")
-    print(f"| seconds / step (median of {args.steps}) | {sec:.4f} |")
-    print(f"| training images/s | {args.batch / sec:.1f} |")
-    print(f"| FLOPs / training step (fwd+bwd) | {flops / 1e9:.3f} GFLOP |")
-    print(f"| achieved | {achieved / 1e9:.2f} GFLOP/s |")
-    print(f"| fp32 matmul peak ({args.matmul_n}^3 torch.mm) | {peak / 1e9:.2f} GFLOP/s |")
-    print(f"| achieved / peak (target >= 30 %) | {100 * achieved / peak:.1f} % |")
+    with runtime_settings(args.threads, deterministic=True, device=dev):
+        rows, flops, params = cpu_rows(args, x, y)
+        peak = matmul_peak(args.matmul_n, dev)
+    print(f"\n### CPU training: {args.preset} DenseUNet, {args.variant} attention, {args.size}x{args.size}, "
+          f"batch {args.batch}, {args.threads} threads, {params / 1e6:.2f} M parameters; "
+          f"{flops / 1e9:.3f} GFLOP / step (fwd+bwd); fp32 matmul peak ({args.matmul_n}^3 torch.mm) "
+          f"{peak / 1e9:.1f} GFLOP/s\n")
+    print(f"| setting | s / step (median of {args.steps}) | images/s | GFLOP/s | of peak (target >= 30 %) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, sec in rows:
+        print(f"| {name} | {sec:.4f} | {args.batch / sec:.1f} | {flops / sec / 1e9:.1f} | "
+              f"{100 * flops / sec / peak:.1f} % |")
 
 
 def cuda_part(args) -> None:
@@ -156,12 +192,13 @@ def cuda_part(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--preset", default="small", choices=("small", "paper"), help="CPU part's network")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--variant", default="joint")
     parser.add_argument("--matmul-n", type=int, default=2048)
-    parser.add_argument("--compile", action="store_true", help="CUDA: also time torch.compile")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (CPU and CUDA)")
     parser.add_argument("--skip-cpu", action="store_true")
     args = parser.parse_args()
     if not args.skip_cpu:

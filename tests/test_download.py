@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 import socket
-import tarfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from jointseg.cli import main as cli
-from jointseg.data.archive import safe_extract
 from jointseg.data.download import MARKER, download_dataset, fetch
 from jointseg.data.sources import Source
 from jointseg.io_utils import UserError
@@ -169,65 +165,103 @@ def test_demo_archive_verified_against_committed_lock(tmp_path):
     assert (tmp_path / "raw" / "Task99_DemoHippocampus" / "dataset.json").is_file()
 
 
-# --------------------------------------------------------------------------- hostile archives
+# --------------------------------------------------------------------------- md5 pins, retries
 
 
-def _zip(path: Path, name: str) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("ok.txt", "fine")
-        zf.writestr(name, "evil")
-    return path
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
 
 
-def _tar(path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
-    with tarfile.open(path, "w") as tf:
-        ok = tarfile.TarInfo("ok.txt")
-        ok.size = 4
-        tf.addfile(ok, io.BytesIO(b"fine"))
-        tf.addfile(member, io.BytesIO(data) if data else None)
-    return path
+def test_md5_lock_entry_verified_and_sha256_recorded(server, tmp_path, capsys):
+    server.files["/t.tar"] = PAYLOAD
+    lock, out = tmp_path / "lock.json", tmp_path / "raw"
+    lock.write_text(json.dumps({"raw/t.tar": {"md5": md5(PAYLOAD), "url": server.url + "/t.tar"}}))
+    args = ["download", "--url", server.url + "/t.tar", "--out", str(out), "--lock", str(lock)]
+    assert cli(args) == 0
+    entry = json.loads(lock.read_text())["raw/t.tar"]
+    assert entry["md5"] == md5(PAYLOAD) and entry["sha256"] == sha(PAYLOAD)  # md5 kept, sha256 added
+    assert json.loads((out / MARKER).read_text())["sources"][0]["md5"] == md5(PAYLOAD)
+    # a wrong md5 pin fails, names the file, and leaves neither the file nor a marker
+    lock.write_text(json.dumps({"raw/t.tar": {"md5": md5(b"something else"), "url": server.url + "/t.tar"}}))
+    (out / "t.tar").unlink()
+    assert cli(args) == 2
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and "md5" in err and "t.tar" in err
+    assert not (out / "t.tar").exists() and not (out / MARKER).exists()
 
 
-@pytest.mark.parametrize("kind", ["zip_dotdot", "zip_absolute", "tar_dotdot", "tar_absolute", "tar_symlink",
-                                  "tar_hardlink", "zip_symlink"])
-def test_hostile_archive_refused(tmp_path, kind):
-    src = tmp_path / "src"
-    src.mkdir()
-    if kind == "zip_dotdot":
-        archive = _zip(src / "a.zip", "../x")
-    elif kind == "zip_absolute":
-        archive = _zip(src / "a.zip", "/tmp/x-absolute")
-    elif kind == "zip_symlink":
-        archive = src / "a.zip"
-        with zipfile.ZipFile(archive, "w") as zf:
-            info = zipfile.ZipInfo("link")
-            info.create_system = 3
-            info.external_attr = 0o120777 << 16
-            zf.writestr(info, "../../outside")
-    else:
-        name = {"tar_dotdot": "../x", "tar_absolute": "/tmp/x-absolute"}.get(kind, "link")
-        member = tarfile.TarInfo(name)
-        data = b""
-        if kind == "tar_symlink":
-            member.type, member.linkname = tarfile.SYMTYPE, "../../outside"
-        elif kind == "tar_hardlink":
-            member.type, member.linkname = tarfile.LNKTYPE, "../outside"
-        else:
-            data = b"evil"
-            member.size = 4
-        archive = _tar(src / "a.tar", member, data)
-    dest = tmp_path / "dest"
-    with pytest.raises(UserError, match="refusing") as err:
-        safe_extract(archive, dest)
-    assert str(archive) in str(err.value)
-    assert not (dest / "ok.txt").exists()  # checked before anything is written
-    assert not (tmp_path / "x").exists() and not Path("/tmp/x-absolute").exists()
+def test_fetch_checks_md5(server, tmp_path):
+    server.files["/m.bin"] = PAYLOAD
+    assert fetch(server.url + "/m.bin", tmp_path / "m.bin", expected_md5=md5(PAYLOAD)) == sha(PAYLOAD)
+    with pytest.raises(UserError, match="expected md5"):
+        fetch(server.url + "/m.bin", tmp_path / "n.bin", expected_md5=md5(PAYLOAD[::-1]))
+    assert not (tmp_path / "n.bin").exists()
 
 
-def test_internal_symlink_allowed(tmp_path):
-    member = tarfile.TarInfo("sub/link")
-    member.type, member.linkname = tarfile.SYMTYPE, "../ok.txt"
-    archive = _tar(tmp_path / "a.tar", member)
-    safe_extract(archive, tmp_path / "dest")
-    assert os.path.islink(tmp_path / "dest" / "sub" / "link")
-    assert (tmp_path / "dest" / "sub" / "link").read_text() == "fine"
+def _monai_decathlon_tables() -> dict:
+    """``DecathlonDataset``'s ``resource`` and ``md5`` dicts, read from MONAI's source (importing
+    ``monai.apps`` takes seconds)."""
+    import ast
+    import importlib.util
+
+    path = Path(importlib.util.find_spec("monai").submodule_search_locations[0]) / "apps" / "datasets.py"
+    cls = next(n for n in ast.parse(path.read_text()).body
+               if isinstance(n, ast.ClassDef) and n.name == "DecathlonDataset")
+    return {t.id: ast.literal_eval(n.value) for n in cls.body if isinstance(n, ast.Assign)
+            for t in n.targets if isinstance(t, ast.Name) and t.id in ("resource", "md5")}
+
+
+def test_paper_lock_pins_task04_with_monais_md5():
+    root = Path(__file__).resolve().parents[1]
+    entry = json.loads((root / "config" / "checksums.lock.json").read_text())["msd_hippocampus/Task04_Hippocampus.tar"]
+    monai = _monai_decathlon_tables()
+    assert entry["md5"] == monai["md5"]["Task04_Hippocampus"]
+    assert entry["url"] == monai["resource"]["Task04_Hippocampus"]
+
+
+def test_transient_errors_give_up_after_the_retries(server, tmp_path):
+    server.files["/x.bin"] = PAYLOAD
+    server.faults["/x.bin"] = ["503"] * 10
+    with pytest.raises(UserError, match="giving up after 2 retries"):
+        fetch(server.url + "/x.bin", tmp_path / "x.bin", sha(PAYLOAD), retries=2, backoff=0.01)
+    assert len([p for p, _ in server.log if p == "/x.bin"]) == 3  # the first try and 2 retries
+    assert not (tmp_path / "x.bin").exists()
+
+
+# --------------------------------------------------------------------------- local folder sources
+
+
+def test_local_folder_read_in_place_and_locked(tmp_path, capsys):
+    from jointseg.data.marker import source_root
+
+    folder = tmp_path / "mydata"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha")
+    (folder / "sub" / "b.txt").write_text("beta")
+    lock, out = tmp_path / "lock.json", tmp_path / "raw"
+    args = ["download", "--url", str(folder), "--out", str(out), "--lock", str(lock)]
+    assert cli(args) == 0
+    marker = json.loads((out / MARKER).read_text())
+    rec = marker["sources"][0]
+    assert rec["path"] == str(folder.resolve())
+    assert rec["files"] == {"a.txt": {"sha256": sha(b"alpha"), "size": 5}, "sub/b.txt": {"sha256": sha(b"beta"), "size": 4}}
+    assert sorted(p.name for p in out.iterdir()) == [MARKER]  # nothing copied
+    assert json.loads(lock.read_text())["raw/mydata"]["sha256"] == rec["sha256"]
+    assert source_root(out) == folder.resolve()
+    # the folder changes: a fresh download fails against the locked folder digest
+    (folder / "a.txt").write_text("ALPHA")
+    (out / MARKER).unlink()
+    capsys.readouterr()
+    assert cli(args) == 2
+    assert "checksum mismatch" in capsys.readouterr().err and not (out / MARKER).exists()
+
+
+def test_local_folder_must_be_the_only_source(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "x").write_text("x")
+    other = tmp_path / "f.bin"
+    other.write_bytes(b"f")
+    sources = [Source(url=str(folder), name="d"), Source(url=str(other), name="f.bin")]
+    with pytest.raises(UserError, match="only source"):
+        download_dataset("ds", sources, tmp_path / "raw")

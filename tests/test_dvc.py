@@ -74,7 +74,7 @@ def test_dvc_config_as_shipped():
     assert "type = copy" in config  # never a link that would carry a new timestamp
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     outs = [next(iter(o)) if isinstance(o, dict) else o for s in stages.values() for o in s["outs"]]
-    assert outs == ["data/raw", "results/summary"]
+    assert outs == ["data/raw", "results/demo/summary"]
 
 
 def test_dvc_sees_the_pipeline_without_running_it(tmp_path):
@@ -87,7 +87,7 @@ def test_dvc_sees_the_pipeline_without_running_it(tmp_path):
 
 @pytest.mark.slow
 def test_repro_runs_the_study_and_keeps_snakemake_up_to_date(reproduced):
-    assert (reproduced / "results" / "summary" / "summary.csv").is_file()
+    assert (reproduced / "results" / "demo" / "summary" / "summary.csv").is_file()
     assert (reproduced / "data" / "raw" / "demo_isic" / ".complete.json").is_file()
     assert "up to date" in dvc(reproduced, "status").stdout
     # DVC's caching left Snakemake's timestamps alone: nothing is stale for it.
@@ -99,7 +99,7 @@ def test_repro_runs_the_study_and_keeps_snakemake_up_to_date(reproduced):
 @pytest.mark.slow
 def test_metrics_and_params_are_visible(reproduced):
     shown = json.loads(dvc(reproduced, "metrics", "show", "--json").stdout)
-    metrics = next(iter(shown.values()))["data"]["results/summary/metrics.json"]["data"]
+    metrics = next(iter(shown.values()))["data"]["results/demo/summary/metrics.json"]["data"]
     assert 0 <= metrics["demo_isic"]["joint"]["dice"] <= 1
     assert metrics["demo_msd"]["none"]["runs"] == 1
     assert "demo_isic.joint.dice" in dvc(reproduced, "metrics", "show").stdout.replace("\t", " ") or \
@@ -131,7 +131,7 @@ def test_push_then_pull_into_a_fresh_clone_is_bit_identical(reproduced, tmp_path
     # The shipped remote is relative to the project; a clone elsewhere points at the original's.
     dvc(clone, "remote", "modify", "--local", "local", "url", str(remote))
     dvc(clone, "pull")
-    for folder in ("data/raw", "results/summary"):
+    for folder in ("data/raw", "results/demo/summary"):
         original = tree_hashes(reproduced / folder)
         assert original, folder
         assert tree_hashes(clone / folder) == original, folder
@@ -142,8 +142,8 @@ def test_push_then_pull_into_a_fresh_clone_is_bit_identical(reproduced, tmp_path
 def test_two_clean_runs_give_identical_summaries(reproduced, tmp_path_factory):
     """Reproducibility (deterministic CPU mode): the `dvc repro` run and the
     plain Snakemake run of the session, in two separate project copies."""
-    first = demo_project(tmp_path_factory) / "results" / "summary"
-    second = reproduced / "results" / "summary"
+    first = demo_project(tmp_path_factory) / "results" / "demo" / "summary"
+    second = reproduced / "results" / "demo" / "summary"
     assert (first / "summary.csv").read_bytes() == (second / "summary.csv").read_bytes()
     assert (first / "metrics.json").read_bytes() == (second / "metrics.json").read_bytes()
     assert (first / "stats.csv").read_bytes() == (second / "stats.csv").read_bytes()

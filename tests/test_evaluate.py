@@ -12,8 +12,10 @@ import pytest
 from PIL import Image
 
 from jointseg.cli import main as cli_main
-from jointseg.evaluate import COLUMNS, case_id, evaluate_folders, read_metrics
-from jointseg.metrics import case_metrics
+from jointseg.evaluation.evaluate import COLUMNS, evaluate_folders, read_metrics
+from jointseg.evaluation.metrics import case_metrics
+
+RUN = ["--dataset", "toy", "--variant", "joint", "--seed", "3"]
 
 
 def save_png(path: Path, labels: np.ndarray) -> None:
@@ -44,22 +46,19 @@ def png_folders(tmp_path):
     return tmp_path, pred, ref
 
 
-def test_case_id_strips_known_extensions():
-    assert case_id(Path("x/ISIC_001.nii.gz")) == "ISIC_001"
-    assert case_id(Path("case.nii")) == "case"
-    assert case_id(Path("007.png")) == "007"
-    assert case_id(Path("a.npy")) == "a"
-    assert case_id(Path("notes.txt")) is None
-
-
 def test_png_folder_rows_and_values(png_folders, capsys):
     root, pred, ref = png_folders
     out = root / "metrics.csv"
-    assert cli_main(["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out)]) == 0
+    assert cli_main(["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out),
+                     *RUN]) == 0
     header = out.read_text().splitlines()[0]
-    assert header == ",".join(COLUMNS) == "case,class,dice,iou,hd95,assd,sensitivity,specificity,precision"
+    assert header == ",".join(COLUMNS) == ("dataset,variant,seed,case,class,dice,iou,hd95,assd,sensitivity,"
+                                           "specificity,precision,diagonal,unit")
     df = read_metrics(out)
     assert list(df["case"]) == ["a", "b", "c"] and list(df["class"]) == [1, 1, 1]
+    assert set(df["dataset"]) == {"toy"} and set(df["variant"]) == {"joint"} and set(df["seed"]) == {3}
+    # PNG: no spacing, so the diagonal of the 20 x 24 grid in pixels
+    assert df["diagonal"].tolist() == pytest.approx([math.hypot(20, 24)] * 3) and set(df["unit"]) == {"px"}
     expected = case_metrics(pred[0], ref[0], [1])[0]
     assert df.loc[0, "dice"] == pytest.approx(expected["dice"])
     assert df.loc[0, "hd95"] == pytest.approx(expected["hd95"]) and df.loc[0, "hd95"] > 0
@@ -87,6 +86,9 @@ def test_nifti_folder_uses_header_spacing_and_default_classes(tmp_path):
     assert list(zip(df["case"], df["class"])) == [("hip_001", 1), ("hip_001", 2), ("hip_002", 1), ("hip_002", 2)]
     row = df.iloc[0]
     assert row["hd95"] == pytest.approx(2.5)  # one voxel along z, in millimetres
+    # diagonal of the 10 x 12 x 6 grid with 1 x 1 x 2.5 mm voxels, in mm, on every row of the case
+    assert row["diagonal"] == pytest.approx(math.sqrt(10**2 + 12**2 + 15**2)) and row["unit"] == "mm"
+    assert df["diagonal"].tolist() == pytest.approx([row["diagonal"]] * 4)
     assert row["hd95"] == pytest.approx(case_metrics(pred, ref, [1], (1.0, 1.0, 2.5))[0]["hd95"])
     assert df.iloc[1]["dice"] == 0 and math.isnan(df.iloc[1]["assd"])
     assert df.iloc[3]["dice"] == 1 and df.iloc[3]["hd95"] == 0
@@ -96,7 +98,8 @@ def test_nifti_folder_uses_header_spacing_and_default_classes(tmp_path):
 
 def _run(root: Path) -> tuple[int, Path]:
     out = root / "out" / "metrics.csv"
-    rc = cli_main(["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out), "--quiet"])
+    rc = cli_main(["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out), "--quiet",
+                   *RUN])
     return rc, out
 
 
@@ -157,3 +160,14 @@ def test_output_is_byte_stable(png_folders):
     _, out = _run(root)
     assert out.read_bytes() == first
     assert pd.read_csv(out).shape == (3, len(COLUMNS))
+
+
+def test_run_identity_is_required_and_checked(png_folders, capsys):
+    root, _, _ = png_folders
+    out = root / "metrics.csv"
+    base = ["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out), "--quiet"]
+    with pytest.raises(SystemExit):
+        cli_main(base)  # argparse: --dataset/--variant/--seed are required
+    assert "--dataset" in capsys.readouterr().err
+    assert cli_main([*base, "--dataset", " ", "--variant", "joint", "--seed", "0"]) == 2
+    assert "--dataset must be a non-empty name" in capsys.readouterr().err and not out.exists()

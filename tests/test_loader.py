@@ -104,3 +104,21 @@ def test_eval_cases(prepared, name):
         assert image.ndim == 4 and image.shape[1] == 1 and label.shape == (image.shape[0], *image.shape[2:])
     with pytest.raises(UserError, match="no cases"):
         list(eval_cases(prepared[name], "nonexistent"))
+
+
+def test_two_channel_volumes(tmp_path):
+    """nnU-Net channel files: every slice keeps both channels, augmented or plainly cropped."""
+    from nnunet_helpers import make_nnunet_dataset
+
+    task = make_nnunet_dataset(tmp_path / "raw", ndim=3, channels=2, cases=5, seed=2)
+    prepare(task, tmp_path / "p", Settings(dataset="two", format="nnunet", size=(16, 16)))
+    image, label = TrainBatches(tmp_path / "p", "train", 3, (16, 16), AUG, seed=0)[2]
+    assert image.shape == (3, 2, 16, 16) and label.shape == (3, 16, 16) and np.isfinite(image).all()
+    plain = TrainBatches(tmp_path / "p", "train", 3, (16, 16), None, seed=0)
+    image, label = plain[0]
+    case = plain.cases[plain._case_index(0)]
+    slices = np.load(tmp_path / "p" / case["image"])
+    # a plain crop is a window of one stored slice, both channels together
+    hits = [s for s in range(slices.shape[0]) for y in range(slices.shape[2] - 15) for x in range(slices.shape[3] - 15)
+            if np.array_equal(slices[s, :, y:y + 16, x:x + 16], image[0])]
+    assert hits

@@ -1,4 +1,4 @@
-"""Metric policy (SCIENCE.md §6), one test per row, cross-checked against MONAI and scipy."""
+"""Metric policy, one test per row, cross-checked against MONAI and scipy; the image diagonal."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from monai.metrics import HausdorffDistanceMetric, SurfaceDistanceMetric
 from scipy.ndimage import binary_erosion, distance_transform_edt
 
-from jointseg.metrics import METRICS, case_metrics, overlap_metrics, surface_metrics
+from jointseg.evaluation.metrics import METRICS, case_metrics, image_diagonal, overlap_metrics, surface_metrics
 
 
 # --- independent references -------------------------------------------------------------
@@ -170,3 +170,23 @@ def test_bad_inputs_raise():
         case_metrics(np.zeros((3, 3)), np.zeros((3, 3)), [1], spacing=(1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="spacing"):
         case_metrics(np.zeros((3, 3)), np.zeros((3, 3)), [1], spacing=(1.0, 0.0))
+
+
+# --- image diagonal -----------------------------------------------------------------------
+def test_image_diagonal_in_pixels_and_millimetres():
+    assert image_diagonal((100, 200)) == pytest.approx(100 * math.sqrt(5))  # a 200 x 100 px image
+    assert image_diagonal((3, 4)) == 5.0
+    # 10 x 12 x 6 voxels of 1 x 1 x 2.5 mm: extents 10, 12, 15 mm
+    assert image_diagonal((10, 12, 6), (1.0, 1.0, 2.5)) == pytest.approx(math.sqrt(100 + 144 + 225))
+    with pytest.raises(ValueError, match="spacing"):
+        image_diagonal((10, 12), (1.0, 1.0, 1.0))
+
+
+def test_no_surface_distance_exceeds_the_diagonal():
+    """Opposite corners: the largest distance the grid allows stays below the diagonal (the penalty)."""
+    pred = np.zeros((30, 50), bool)
+    ref = np.zeros((30, 50), bool)
+    pred[0, 0] = True
+    ref[-1, -1] = True
+    spacing = (0.7, 1.3)
+    assert surface_metrics(pred, ref, spacing)["hd95"] < image_diagonal(pred.shape, spacing)

@@ -1,4 +1,5 @@
-"""Inference: tiny trained models on the demo data -> predict -> evaluate, 2-D and 3-D.
+"""Inference: tiny trained models on the demo data -> predict -> evaluate, 2-D and 3-D;
+multi-channel cases (nnU-Net channel files, MSD 4-D) with untrained models.
 
 The 3-D demo slices (40x36 in-plane) are larger than the 32x32 training size,
 so the sliding window tiles them; NIfTI outputs must keep the input's shape and
@@ -13,7 +14,9 @@ import torch
 
 from jointseg.cli import main as cli_main
 from jointseg.io_utils import UserError
-from jointseg.predict import case_dice, case_id, list_inputs, predict_files, sliding_probabilities
+from jointseg.inference.inputs import case_files, group_cases
+from jointseg.inference.predict import case_dice, case_id, list_inputs, predict_files, sliding_probabilities
+from nnunet_helpers import make_nnunet_dataset
 from test_train import prepare_demo, run_train, tiny_run_config
 
 
@@ -57,12 +60,12 @@ def test_sliding_window_covers_large_inputs_and_dice():
 def test_predict_2d_then_evaluate(trained, tmp_path):
     from PIL import Image
 
-    from jointseg.evaluate import evaluate_folders
+    from jointseg.evaluation.evaluate import evaluate_folders
 
     prepared, ckpt = trained["demo_isic"]
     images = prepared / "test" / "images"
     out = tmp_path / "pred"
-    assert cli_main(["predict", "--checkpoint", str(ckpt), "--input", str(images), "--output", str(out),
+    assert cli_main(["predict", "--checkpoint", str(ckpt), "--input", str(images), "--out", str(out),
                      "--probabilities", "--no-progress", "--threads", "1"]) == 0
     inputs = sorted(images.iterdir())
     assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{case_id(p)}.png" for p in inputs)
@@ -83,7 +86,7 @@ def test_predict_2d_then_evaluate(trained, tmp_path):
 def test_predict_3d_keeps_shape_and_affine(trained, tmp_path):
     import nibabel as nib
 
-    from jointseg.evaluate import evaluate_folders
+    from jointseg.evaluation.evaluate import evaluate_folders
 
     prepared, ckpt = trained["demo_msd"]
     images = sorted((prepared / "test" / "images").iterdir())
@@ -113,7 +116,7 @@ def test_predict_errors_are_clear(trained, tmp_path, capsys):
     bad = tmp_path / "in"
     bad.mkdir()
     (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    assert cli_main(["predict", "--checkpoint", str(ckpt), "--input", str(bad), "--output",
+    assert cli_main(["predict", "--checkpoint", str(ckpt), "--input", str(bad), "--output",  # the old flag
                      str(tmp_path / "o"), "--no-progress"]) == 2
     assert "broken.png" in capsys.readouterr().err
     assert not (tmp_path / "o" / "broken.png").exists()
@@ -124,3 +127,92 @@ def test_predict_errors_are_clear(trained, tmp_path, capsys):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         predict_files(junk, [nifti], tmp_path / "o", progress=False)
+
+
+# --------------------------------------------------------------------------- several channels
+
+
+def untrained_checkpoint(prepared, path):
+    """A checkpoint of an untrained network for a prepared data set (geometry tests need no training)."""
+    import json
+
+    from jointseg.models import build_model
+    from jointseg.training.checkpoint import save_checkpoint
+
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    kwargs = {"arch": "denseunet", "preset": "small", "in_channels": manifest["in_channels"],
+              "num_classes": manifest["num_classes"], "attention": "none", "attention_level": "bottleneck",
+              "input_size": list(manifest["size"]), "attention_options": {}}
+    torch.manual_seed(0)
+    model = build_model(**{**kwargs, "input_size": tuple(kwargs["input_size"])})
+    return save_checkpoint(path, {"model": model.state_dict(), "model_kwargs": kwargs,
+                                  "preprocess": manifest["preprocess"], "labels": manifest["labels"], "config": {}})
+
+
+def _prepared_nnunet(tmp_path, ndim):
+    task = make_nnunet_dataset(tmp_path / "raw", ndim=ndim, channels=2, cases=6, seed=ndim)
+    prepared = tmp_path / "prepared"
+    assert cli_main(["prepare", "--format", "nnunet", "--source", str(task), "--out", str(prepared),
+                     "--size", "16"]) == 0
+    return task, prepared, untrained_checkpoint(prepared, tmp_path / "ckpt.pt")
+
+
+def test_predict_nnunet_3d_two_channels_keeps_geometry(tmp_path):
+    import nibabel as nib
+
+    task, prepared, ckpt = _prepared_nnunet(tmp_path, 3)
+    images = prepared / "test" / "images"
+    out = tmp_path / "pred"
+    assert cli_main(["predict", "--checkpoint", str(ckpt), "--input", str(images), "--out", str(out),
+                     "--probabilities", "--no-progress", "--threads", "1"]) == 0
+    labels = sorted(p.name for p in (prepared / "test" / "labels").iterdir())
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == labels  # one output per case, not per channel
+    for name in labels:
+        ref, pred = nib.load(str(prepared / "test" / "labels" / name)), nib.load(str(out / name))
+        assert pred.shape == ref.shape and np.allclose(pred.affine, ref.affine, atol=1e-5)
+        assert nib.aff2axcodes(pred.affine) == nib.aff2axcodes(ref.affine) != ("R", "A", "S")
+        prob = nib.load(str(out / "probabilities" / name.replace(".nii.gz", "_prob.nii.gz")))
+        assert prob.shape == (*ref.shape, 2)
+        assert np.array_equal(np.asarray(prob.dataobj).argmax(-1), np.asarray(pred.dataobj))
+
+
+def test_predict_nnunet_2d_two_channels_and_channel_grouping(tmp_path):
+    from PIL import Image
+
+    task, prepared, ckpt = _prepared_nnunet(tmp_path, 2)
+    spec = torch.load(ckpt, weights_only=True)["preprocess"]
+    first = task / "imagesTr" / "synth_001_0000.png"
+    # one channel file is enough: the others are found beside it
+    assert group_cases([first], spec) == [("synth_001", [first, task / "imagesTr" / "synth_001_0001.png"])]
+    assert case_files(task / "imagesTr", "synth_001", spec) == group_cases([first], spec)[0][1]
+    written = predict_files(ckpt, [first], tmp_path / "pred", progress=False, threads=1)
+    assert [p.name for p in written] == ["synth_001.png"]
+    with Image.open(first) as im:
+        assert np.asarray(Image.open(written[0])).shape == (im.size[1], im.size[0])
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "synth_009_0000.png").write_bytes(first.read_bytes())
+    with pytest.raises(UserError, match="synth_009_0001.png: channel file missing for case 'synth_009'"):
+        predict_files(ckpt, list_inputs(lonely), tmp_path / "pred2", progress=False)
+    assert not (tmp_path / "pred2").exists()
+
+
+def test_predict_msd_4d_multimodal_keeps_geometry(tmp_path):
+    import nibabel as nib
+
+    from test_prepare import make_msd
+
+    src = make_msd(tmp_path / "raw", modalities=2)
+    prepared = tmp_path / "prepared"
+    assert cli_main(["prepare", "--format", "msd", "--source", str(src), "--out", str(prepared), "--size", "16"]) == 0
+    ckpt = untrained_checkpoint(prepared, tmp_path / "ckpt.pt")
+    images = sorted((prepared / "test" / "images").iterdir())
+    written = predict_files(ckpt, images, tmp_path / "pred", progress=False, threads=1)
+    for src_path, dst in zip(images, written):
+        a, b = nib.load(str(src_path)), nib.load(str(dst))
+        assert a.shape[3] == 2 and b.shape == a.shape[:3] and np.allclose(b.affine, a.affine, atol=1e-5)
+    single = tmp_path / "single.nii.gz"  # one modality given to a two-modality checkpoint
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(str(images[0])).dataobj)[..., 0], nib.load(str(images[0])).affine),
+             str(single))
+    with pytest.raises(UserError, match="1 channel"):
+        predict_files(ckpt, [single], tmp_path / "pred3", progress=False)

@@ -46,7 +46,8 @@ def _nii(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
-def make_msd(root: Path, n: int = 5) -> Path:
+def make_msd(root: Path, n: int = 5, modalities: int = 1) -> Path:
+    """A tiny MSD task; ``modalities > 1`` stores 4-D ``(X, Y, Z, C)`` images as Task01 BrainTumour does."""
     task = root / "Task09_Tiny"
     (task / "imagesTr").mkdir(parents=True)
     (task / "labelsTr").mkdir()
@@ -57,14 +58,18 @@ def make_msd(root: Path, n: int = 5) -> Path:
         lab = np.zeros(shape, np.uint8)
         lab[3:7, 2:5, 2:5] = 1
         lab[7:10, 2:5, 2:5] = 2
-        img = (rng.normal(100, 10, shape) + 50 * lab).astype(np.float32)
+        img = np.stack([rng.normal(100 + 300 * m, 10 + 5 * m, shape) + (50.0 - 80 * m) * lab
+                        for m in range(modalities)], -1).astype(np.float32)
         img[0] = 0  # a zero background slab (excluded from the z-score)
+        img = img[..., 0] if modalities == 1 else img
         cid = f"tiny_{i:03d}"
         _nii(task / "imagesTr" / f"{cid}.nii.gz", img)
         _nii(task / "labelsTr" / f"{cid}.nii.gz", lab)
         training.append({"image": f"./imagesTr/{cid}.nii.gz", "label": f"./labelsTr/{cid}.nii.gz"})
     (task / "imagesTr" / "._tiny_000.nii.gz").write_bytes(b"macOS resource fork")  # as in the real tar
-    meta = {"name": "Tiny", "modality": {"0": "MRI"}, "labels": {"0": "background", "1": "a", "2": "b"},
+    names = ["FLAIR", "T1w", "T1gd", "T2w"]
+    modality = {"0": "MRI"} if modalities == 1 else {str(m): names[m] for m in range(modalities)}
+    meta = {"name": "Tiny", "modality": modality, "labels": {"0": "background", "1": "a", "2": "b"},
             "numTraining": n, "training": training}
     (task / "dataset.json").write_text(json.dumps(meta))
     return root
@@ -179,9 +184,10 @@ def test_msd_bad_input(tmp_path, capsys, fault):
         for f in (task / "imagesTr").iterdir():
             f.unlink()
         named = ["imagesTr", "empty"]
-    else:
-        _nii(img_path, np.ones((12, 11, 7, 2), np.float32))
-        named.append("single channel")
+    else:  # a 2-channel image in a task whose dataset.json declares one modality
+        shape = nib.load(str(lab_path)).shape
+        _nii(img_path, np.ones((*shape, 2), np.float32))
+        named += ["2 channel(s)", "expects 1"]
     assert_failed_cleanly(run_prepare("msd", src, out), capsys, out, *named)
 
 
@@ -223,6 +229,27 @@ def test_msd_round_trip_exact(tmp_path):
         assert nib.aff2axcodes(back.affine) == nib.aff2axcodes(AFFINE) != ("R", "A", "S")
         assert np.array_equal(np.asarray(back.dataobj), original)
         assert case["affine"] == nib.load(str(label_path)).affine.tolist() and case["shape"] == list(original.shape)
+
+
+def test_msd_multimodal_4d_round_trip(tmp_path):
+    src = make_msd(tmp_path / "raw", modalities=2)
+    out = tmp_path / "out"
+    assert run_prepare("msd", src, out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    spec = manifest["preprocess"]
+    assert manifest["in_channels"] == spec["in_channels"] == 2 and spec["channels"] == ["FLAIR", "T1w"]
+    for case in manifest["cases"]:
+        image_path, label_path = src / case["source_image"], src / case["source_label"]
+        array, inverse = preprocess_file(image_path, spec)
+        assert np.array_equal(array, np.load(out / case["image"])) and array.shape[1] == 2
+        raw = np.asarray(nib.load(str(image_path)).dataobj)
+        for m in range(2):  # each modality z-scored on its own nonzero voxels
+            values = array[:, m][array[:, m] != 0]
+            assert values.size == np.count_nonzero(raw[..., m]) and abs(values.mean()) < 1e-4
+        original = np.asarray(nib.load(str(label_path)).dataobj)
+        assert np.array_equal(restore(np.load(out / case["label"]), inverse), original)
+    test_images = sorted((out / "test" / "images").iterdir())
+    assert test_images and nib.load(str(test_images[0])).shape[3] == 2  # the 4-D file, as given
 
 
 def test_isic_preprocess_file_matches_prepared(tmp_path):

@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from jointseg import checkpoint, device, losses
 from jointseg.cli import main as cli_main
 from jointseg.config import load_config, resolve_run
-from jointseg.io_utils import UserError
+from jointseg.data import loader
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "pipeline_src" / "jointseg" / "data" / "demo"
@@ -60,7 +59,7 @@ def tiny_run_config(data: Path, dataset: str = "demo_isic", iterations: int = 6,
 
 
 def run_train(rc: dict, out: Path, **kwargs) -> dict:
-    from jointseg.train_loop import train
+    from jointseg.training.loop import train
 
     return train(rc, out, tracking=False, progress=False, **kwargs)
 
@@ -88,54 +87,6 @@ def isic_run(demo_data, tmp_path_factory):
     return rc, out, done
 
 
-# ----------------------------------------------------------------------- unit pieces
-
-
-def test_poly_schedule_and_losses():
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=1.0)
-    sched = losses.build_scheduler("poly", opt, total=10)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert lrs[0] == 1.0 and lrs[5] == pytest.approx(0.5 ** 0.9) and opt.param_groups[0]["lr"] == 0.0
-    logits = torch.zeros(2, 3, 4, 4)
-    target = torch.zeros(2, 4, 4, dtype=torch.int64)
-    perfect = torch.full((2, 3, 4, 4), -20.0)
-    perfect[:, 0] = 20.0
-    ce_dice = losses.build_loss("ce_dice")
-    assert ce_dice(perfect, target) < 1e-3 < ce_dice(logits, target)
-    assert losses.build_loss("ce")(logits, target) == pytest.approx(torch.log(torch.tensor(3.0)).item())
-
-
-def test_device_threads_and_precision(monkeypatch):
-    monkeypatch.delenv("SNAKEMAKE_THREADS", raising=False)
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert device.resolve_threads(None) == 3 and device.resolve_threads(5) == 5
-    cpu = torch.device("cpu")
-    assert device.select_precision(cpu).name == "fp32" and not device.select_precision(cpu).channels_last
-    assert device.select_precision(cpu, "bf16").dtype is torch.bfloat16
-    with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
-        device.select_precision(cpu, "fp16")
-    with pytest.raises(UserError, match="unknown device"):
-        device.select_device("cuda:3")
-
-
-def test_rng_state_roundtrip(tmp_path):
-    import random
-
-    import numpy as np
-
-    device.seed_everything(7)
-    state = checkpoint.rng_state()
-    path = checkpoint.save_checkpoint(tmp_path / "r.pt", {"rng": state})
-    a = (random.random(), np.random.rand(), torch.rand(1).item())
-    checkpoint.set_rng_state(torch.load(path, weights_only=True)["rng"])
-    assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
-
-
 # ----------------------------------------------------------------------- real training
 
 
@@ -159,6 +110,16 @@ def test_outputs_and_checkpoint_layout(isic_run):
     assert json.loads((out / "run_config.json").read_text()) == rc
 
 
+def test_n_parameters_is_the_trainable_parameter_count(isic_run):
+    from jointseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+    _, out, done = isic_run
+    model = model_from_checkpoint(load_checkpoint(out / "checkpoints" / "final.pt"))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable > 0 and done["n_parameters"] == trainable
+    assert json.loads((out / "train_done.json").read_text())["n_parameters"] == trainable
+
+
 def test_finished_run_is_left_alone_and_changed_config_starts_over(isic_run, tmp_path, capsys):
     rc, out, _ = isic_run
     before = (out / "checkpoints" / "final.pt").stat().st_mtime_ns
@@ -176,6 +137,19 @@ def test_finished_run_is_left_alone_and_changed_config_starts_over(isic_run, tmp
     assert "train.lr" in capsys.readouterr().err and done["step"] == 2
     assert (other / "checkpoints" / "latest.stale.pt").read_bytes() == old
     assert torch.load(other / "checkpoints" / "final.pt", weights_only=True)["config"]["train"]["lr"] == 0.01
+
+
+def test_checkpoint_of_another_network_is_a_clear_error(isic_run, tmp_path):
+    from jointseg.io_utils import UserError
+
+    rc, out, _ = isic_run
+    ckpt = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
+    name = next(k for k, v in ckpt["model"].items() if v.ndim == 4)
+    ckpt["model"][name] = ckpt["model"][name][:1]  # as if the network code had changed since
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(ckpt, tmp_path / "checkpoints" / "latest.pt")
+    with pytest.raises(UserError, match=f"do not fit the network .*{name}.*--restart"):
+        run_train(rc, tmp_path)
 
 
 def test_bad_run_config_is_a_clear_error(tmp_path, capsys):
@@ -206,21 +180,21 @@ def assert_same_final(reference_out: Path, out: Path) -> None:
 def test_resume_after_crash_in_process_is_exact(isic_run, tmp_path, monkeypatch):
     """Quick variant: the run dies (an exception) right after its first latest.pt; the rerun
     resumes from it and ends with exactly the weights of the uninterrupted run."""
-    import jointseg.train_loop as loop
+    from jointseg.training import checkpoint
 
     rc, reference_out, _ = isic_run
-    real_save = loop.save_checkpoint
+    real_save = checkpoint.save_checkpoint
 
     def save_then_crash(path, payload):
         real_save(path, payload)
         if Path(path).name == "latest.pt":
             raise Crash(payload["step"])
 
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_crash)
     out = tmp_path / "crashed"
     with pytest.raises(Crash):
         run_train(rc, out)
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", real_save)
     assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["step"] == 2
     assert not (out / "train_done.json").exists() and not (out / "checkpoints" / "final.pt").exists()
 
@@ -228,9 +202,24 @@ def test_resume_after_crash_in_process_is_exact(isic_run, tmp_path, monkeypatch)
 
     seen, real_getitem = [], TrainBatches.__getitem__
     monkeypatch.setattr(TrainBatches, "__getitem__", lambda self, t: seen.append(t) or real_getitem(self, t))
+    monkeypatch.setattr(loader, "eval_cases", recording_eval_cases(validations := []))
     run_train(rc, out)
     assert seen == [2, 3, 4, 5]  # resumed, not restarted (a restart would also be identical)
     assert_same_final(reference_out, out)
+    # validation (at steps 3 and 6) reads the validation split only, under inference_mode
+    assert validations and set(validations) == {("val", True)}
+
+
+def recording_eval_cases(calls: list):
+    """``loader.eval_cases`` that records ``(split, inference mode on?)`` of each case it yields."""
+    real = loader.eval_cases
+
+    def wrapper(prepared_dir, split):
+        for item in real(prepared_dir, split):
+            calls.append((split, torch.is_inference_mode_enabled()))
+            yield item
+
+    return wrapper
 
 
 @pytest.mark.slow
@@ -264,19 +253,21 @@ def test_resume_after_kill9_gives_identical_weights(isic_run, tmp_path):
 def test_training_logs_child_run_to_mlflow(demo_data, tmp_path, monkeypatch):
     """A real training with tracking on: params, per-step metrics, artifacts, logged model."""
     from jointseg import tracking
-    from jointseg.train_loop import train
+    from jointseg.training.loop import train
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv(tracking.PARENT_ENV, raising=False)
     rc = tiny_run_config(demo_data, iterations=4)
     parent = tracking.start_parent({"study": rc["study"], "results_dir": "results"})
+    monkeypatch.setenv(tracking.PARENT_ENV, parent)  # how the invocation hands its parent run to trainings
     out = tmp_path / "results" / "demo_isic" / "joint" / "seed0"
     done = train(rc, out, progress=False)
     c = tracking.client(tracking.resolve_tracking_uri())
     run = c.get_run(done["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags[tracking.PARENT_TAG] == parent
     assert run.data.params["train.iterations"] == "4" and run.data.tags["data_sha256"] != "unknown"
+    assert run.data.params["n_parameters"] == str(done["n_parameters"])
     assert [m.step for m in c.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4]
     assert len(c.get_metric_history(run.info.run_id, "val_dice")) == 2
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
@@ -295,3 +286,4 @@ def test_loader_workers_do_not_change_the_result(isic_run, tmp_path):
     with_workers["train"]["workers"] = 2
     run_train(with_workers, tmp_path / "workers")
     assert_same_final(reference_out, tmp_path / "workers")
+

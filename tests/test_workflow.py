@@ -165,17 +165,42 @@ def test_demo_dry_run_lists_every_job(workdir):
                       "aggregate": 1, "headline_metrics": 1, "provenance": 1, "all": 1}
     trained = {(w["dataset"], w["variant"], w["seed"]) for r, w in planned_jobs(out) if r == "train"}
     assert trained == {(d, v, "0") for d in DEMO_DATASETS for v in DEMO_VARIANTS}
-    effective = yaml.safe_load((workdir / "results" / ".pipeline" / "config.yaml").read_text())
+    effective = yaml.safe_load((workdir / "results" / "demo" / ".pipeline" / "config.yaml").read_text())
     assert effective["train"]["iterations"] == 7 and effective["train"]["lr"] == 1e-4
     assert effective["train"]["amp"] == "off"
     assert effective["train"]["batch_size"] == 4  # the rest of `train` is kept
 
 
+def test_configfile_strings_keep_their_type(workdir):
+    """Only --config entries are retyped: a quoted "2024" in a --configfile stays a string."""
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config["study"] = "2024"
+    (workdir / "config" / "study2024.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(workdir, "-n", "--configfile", "config/study2024.yaml", timeout=300)
+    effective = yaml.safe_load((workdir / "results" / "2024" / ".pipeline" / "config.yaml").read_text())
+    assert effective["study"] == "2024", done.stdout
+
+
+def test_rules_do_not_need_jointseg_on_path(workdir):
+    """Rules and hooks call `<python> -m jointseg`: a PATH without the venv still plans and runs hooks."""
+    env = {k: v for k, v in os.environ.items() if k != "PATH"}
+    env["PATH"] = "/usr/bin:/bin"
+    done = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "-p", "--cores", "1"], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    shell_lines = [l for l in done.stdout.splitlines() if " -m jointseg " in l]
+    assert shell_lines, done.stdout
+    assert not [l for l in done.stdout.splitlines() if l.strip().startswith("jointseg ")]
+
+
 def test_paper_dry_run_lists_every_job(workdir):
     out = snakemake(workdir, "-n", "--configfile", "config/paper.yaml", timeout=300).stdout
     paper = yaml.safe_load((workdir / "config" / "paper.yaml").read_text())
+    # The paper study: every attention variant, the joint alternatives and the U-Net, 3 seeds.
+    assert paper["variants"] == ["none", "pointwise", "self", "joint", "joint_sum", "parallel"]
+    assert paper["baselines"] == ["unet"] and paper["seeds"] == [0, 1, 2]
     runs = len(paper["datasets"]) * (len(paper["variants"]) + len(paper["baselines"])) * len(paper["seeds"])
-    assert runs == 30
+    assert runs == 42
     assert job_counts(out) == {"download": 2, "prepare": 2, **{r: runs for r in RUN_RULES},
                                "aggregate": 1, "headline_metrics": 1, "provenance": 1, "all": 1}
     # --configfile replaces the default config: no demo data set sneaks in.
@@ -220,17 +245,17 @@ def test_slurm_profile_is_valid_for_snakemake(workdir):
 # --------------------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_demo_study_end_to_end(demo):
-    summary = pd.read_csv(demo / "results" / "summary" / "summary.csv")
+    summary = pd.read_csv(demo / "results" / "demo" / "summary" / "summary.csv")
     assert {(d, v) for d, v in zip(summary["dataset"], summary["variant"])} == {
         (d, v) for d in DEMO_DATASETS for v in DEMO_VARIANTS}
     for dataset in DEMO_DATASETS:
         for variant in DEMO_VARIANTS:
-            metrics = pd.read_csv(demo / "results" / dataset / variant / "seed0" / "metrics.csv")
+            metrics = pd.read_csv(demo / "results" / "demo" / dataset / variant / "seed0" / "metrics.csv")
             assert metrics["dice"].between(0, 1).all()
-    headline = yaml.safe_load((demo / "results" / "summary" / "metrics.json").read_text())
+    headline = yaml.safe_load((demo / "results" / "demo" / "summary" / "metrics.json").read_text())
     assert set(headline) == set(DEMO_DATASETS)
     assert set(headline["demo_msd"]) == set(DEMO_VARIANTS)
-    provenance = yaml.safe_load((demo / "results" / "summary" / "provenance.json").read_text())
+    provenance = yaml.safe_load((demo / "results" / "demo" / "summary" / "provenance.json").read_text())
     assert set(provenance["data"]) == set(DEMO_DATASETS)
     assert len(provenance["runs"]) == 8
     for rule in ("download", "prepare", "train", "predict", "evaluate", "aggregate"):

@@ -1,4 +1,4 @@
-"""The ``jointseg`` command line: one sub-command per pipeline stage.
+"""The jointseg command line: one sub-command per pipeline stage.
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and
 ``main(args) -> int``; modules are imported only when their command runs, so
@@ -16,20 +16,26 @@ from .io_utils import UserError
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("jointseg.data.download", "fetch a data set's archives, verify checksums, extract"),
-    "prepare": ("jointseg.data.prepare", "convert raw images/volumes into arrays + manifest + splits"),
+    "prepare": ("jointseg.data.prepare", "convert raw data (isic, msd, nnunet) into arrays + manifest + splits"),
     "make-demo": ("jointseg.data.demo", "(re)generate the embedded synthetic demo data sets"),
+    "config-docs": ("jointseg.config_docs", "write config/README.md: every config key, generated from the schema"),
     "resolve": ("jointseg.config_cli", "write the resolved settings of one training run as JSON"),
-    "train": ("jointseg.train", "train one (data set, variant, seed)"),
-    "predict": ("jointseg.predict", "segment images or NIfTI volumes with a checkpoint"),
-    "evaluate": ("jointseg.evaluate", "per-case metrics of a prediction folder against references"),
-    "aggregate": ("jointseg.aggregate", "summary tables, statistics and figures over all runs"),
-    "track": ("jointseg.tracking", "open / close the MLflow parent run of a pipeline invocation"),
+    "train": ("jointseg.training.cli", "train one (data set, variant, seed)"),
+    "predict": ("jointseg.inference.predict", "segment images or NIfTI volumes with a checkpoint"),
+    "evaluate": ("jointseg.evaluation.evaluate", "per-case metrics of a prediction folder against references"),
+    "aggregate": ("jointseg.reporting.aggregate", "summary tables, statistics and figures over all runs"),
+    "headline-metrics": ("jointseg.reporting.headline", "headline means per data set x variant (dvc metrics)"),
+    "track": ("jointseg.tracking.cli", "MLflow: open / close an invocation's parent run, log test metrics"),
+    "provenance": ("jointseg.provenance", "code commit, package versions, data hashes and run settings as JSON"),
 }
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; with ``command`` only that sub-command's module is imported."""
-    parser = argparse.ArgumentParser(prog="jointseg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="jointseg", description=__doc__.splitlines()[0],
+        epilog="The workflow chains download -> prepare -> resolve -> train -> predict -> evaluate -> "
+        "aggregate; `jointseg COMMAND --help` lists a command's options.")
     parser.add_argument("--version", action="version", version=f"jointseg {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():

@@ -143,7 +143,7 @@ def resolve_run(config: dict, dataset: str, variant: str, seed: int) -> dict:
         "deterministic": config["deterministic"],
         "prepared_dir": str(Path(config["data_dir"]) / "prepared" / dataset),
         "size": list(ds["size"]),
-        "labels": dict(ds["labels"]),
+        "labels": dict(ds["labels"] or {}),  # empty: the prepared manifest names the classes
         "model": {**model, "attention": attention},
         "train": train,
         "mlflow": dict(config["mlflow"]),

@@ -16,9 +16,13 @@ from .io_utils import atomic_write_json
 def add_run_selection(parser, required: bool = True) -> None:
     """The options that pick one run from a study config (shared with ``jointseg train``)."""
     parser.add_argument("--config", required=required, default=None, help="study config YAML")
-    parser.add_argument("--dataset", required=required, default=None)
-    parser.add_argument("--variant", required=required, default=None)
-    parser.add_argument("--seed", type=int, required=required, default=None)
+    from .variants import VARIANTS
+
+    parser.add_argument("--dataset", required=required, default=None,
+                        help="data set name (a key of the config's 'datasets')")
+    parser.add_argument("--variant", required=required, default=None,
+                        help=f"attention variant ({', '.join(VARIANTS)}) or a baseline (unet)")
+    parser.add_argument("--seed", type=int, required=required, default=None, help="training seed")
     parser.add_argument("--set", dest="overrides", default=None,
                         help="JSON object deep-merged into the config before validation, "
                              "e.g. '{\"train\": {\"iterations\": 10}}'")

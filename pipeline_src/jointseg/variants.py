@@ -4,20 +4,27 @@ Kept free of torch so that config validation (run by Snakemake before any job)
 can check variant names without importing PyTorch. ``jointseg.attention.build``
 turns an entry into a module.
 
-Note: ``joint_product`` (softmax(E1) * softmax(E2), renormalised) equals ``joint``
-(softmax(E1 + E2)) exactly, since exp(a)exp(b) = exp(a + b); it is kept so the
-ablation table shows that identity rather than hiding it.
+Every form with E2 uses PSANet's two branches (collect and distribute), so
+``joint`` differs from ``pointwise`` by E1 alone. ``joint_sum`` normalises E1
+and E2 separately and averages the two maps (one shared value per branch);
+``parallel`` runs the ``pointwise`` and the ``self`` block side by side, each
+with its own value and output, and sums their residuals (as DANet does).
+There is no product form: softmax(E1) * softmax(E2), renormalised, equals
+softmax(E1 + E2) exactly (exp(a) exp(b) = exp(a + b)), i.e. ``joint``.
 """
 
 from __future__ import annotations
 
-# variant -> JointAttention options; "none" has no options (identity)
+BOTH = ("collect", "distribute")
+
+# variant -> options for jointseg.attention.build; "none" has no options (identity);
+# "parallel" names the variants whose blocks are summed
 VARIANTS: dict[str, dict] = {
     "none": {},
-    "pointwise": {"terms": ("E2",), "branches": ("collect", "distribute"), "combine": "joint"},  # PSANet
-    "self": {"terms": ("E1",), "combine": "joint"},  # non-local
-    "joint": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "joint"},
-    "joint_sum": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "sum"},
-    "joint_product": {"terms": ("E1", "E2"), "branches": ("collect",), "combine": "product"},
+    "pointwise": {"terms": ("E2",), "branches": BOTH},  # PSANet
+    "self": {"terms": ("E1",)},  # non-local
+    "joint": {"terms": ("E1", "E2"), "branches": BOTH, "combine": "joint"},
+    "joint_sum": {"terms": ("E1", "E2"), "branches": BOTH, "combine": "sum"},
+    "parallel": {"parallel": ("pointwise", "self")},  # PA(x) + SA(x), DANet-style
     "custom": {},  # everything from **options (terms required)
 }

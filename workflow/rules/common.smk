@@ -47,11 +47,15 @@ def _typed(value):
     return {"true": True, "false": False, "null": None, "~": None}.get(value.lower(), value)
 
 
-if workflow.config_settings.overwrite_config:
-    update_config(config, _typed(workflow.config_settings.overwrite_config))
+# Only the command line's --config entries are retyped: `overwrite_config`
+# also holds the --configfile contents, which YAML already typed (retyping
+# them would turn `study: "2024"` into an int).
+_CLI_CONFIG = dict(workflow.config_settings.config)
+if _CLI_CONFIG:
+    update_config(config, _typed(_CLI_CONFIG))
 
 CONFIG_SOURCE = ", ".join(str(p) for p in (workflow.overwrite_configfiles or [DEFAULT_CONFIG]))
-if workflow.config_settings.overwrite_config:
+if _CLI_CONFIG:
     CONFIG_SOURCE += " (+ --config overrides)"
 
 try:
@@ -66,7 +70,8 @@ DATASETS = sorted(config["datasets"])
 RUNS = run_names(config)  # attention variants, then baselines
 SEEDS = [int(s) for s in config["seeds"]]
 DATA = config["data_dir"].rstrip("/")
-RESULTS = config["results_dir"].rstrip("/")
+# Each study owns results/<study>/: running the paper study touches nothing of the demo's.
+RESULTS = config["results_dir"].rstrip("/") + "/" + config["study"]
 RUN_DIR = RESULTS + "/{dataset}/{variant}/seed{seed}"
 SUMMARY = RESULTS + "/summary"
 PREPARED = DATA + "/prepared/{dataset}"
@@ -74,6 +79,9 @@ RAW = DATA + "/raw/{dataset}"
 REPORT_DIR = Path(workflow.basedir) / "workflow" / "report"
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 PYTHON = shlex.quote(sys.executable)
+# Rules call the package through the interpreter that runs Snakemake, so
+# PATH does not matter (a bare `jointseg` may be missing or another install).
+JOINTSEG = f"{PYTHON} -m jointseg"
 
 # Tiny or network-bound jobs run in the main process's machine, never as
 # cluster jobs (compute nodes often have no internet; a Slurm job per
@@ -91,6 +99,10 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     variant="|".join(RUNS),
     seed=r"\d+",
+
+# The checkpoint that predicts the test set and draws the figures
+# (predict.checkpoint: `final`, or `best` on validation Dice).
+EVAL_CHECKPOINT = RUN_DIR + "/checkpoints/" + config["predict"]["checkpoint"] + ".pt"
 
 # --- the effective config --------------------------------------------------
 # `jointseg` commands take a config *file*; the one Snakemake uses may carry
@@ -157,37 +169,67 @@ def all_runs(pattern: str) -> list[str]:
 
 
 # --- MLflow parent run ---------------------------------------------------------
-# One parent run per invocation that has work to do (Snakemake calls onstart
-# neither for dry runs, --report, nor when nothing is to be done). Its id lives
-# in <results>/.mlflow_parent_run, which no rule reads, so the bookkeeping never
-# makes a job rerun. MLflow is a view of the run: a tracking failure is a
-# warning, never a failed study. JOINTSEG_MLFLOW=0 switches it off.
+# Each invocation that has work to do owns one parent run (Snakemake calls
+# onstart neither for dry runs, --report, nor when nothing is to be done).
+# `jointseg track start` prints its id; it goes into this process's
+# environment, which the jobs of this invocation alone inherit (local jobs
+# copy os.environ; the Slurm executor submits with --export=ALL). No file
+# holds it, so no rule depends on it and another invocation never sees it.
+# The Snakemake process is the run's owner: if it dies (kill -9), the next
+# start marks the run KILLED and moves its children under the new parent.
+# MLflow is a view of the results: a tracking failure is one warning line,
+# never a failed study. JOINTSEG_MLFLOW=0 switches it off.
 import os
 import subprocess
 
+MLFLOW_PARENT_ENV = "JOINTSEG_MLFLOW_PARENT"
+MLFLOW_LOG = "logs/mlflow_parent.log"
+MLFLOW_OFF = ("0", "off", "false", "no")
 
-def _track(*args: str) -> None:
+
+def _track(*args: str) -> str | None:
+    """Run `python -m jointseg track ARGS`: its stdout, or None (off; failed: a warning)."""
     if not workflow.is_main_process:  # hooks also fire inside cluster jobs
-        return
-    if os.environ.get("JOINTSEG_MLFLOW", "1").strip().lower() in ("0", "off", "false", "no"):
-        return
-    cmd = ["jointseg", "track", *args, "--config", EFFECTIVE_CONFIG, "--results-dir", RESULTS]
-    Path("logs").mkdir(exist_ok=True)
-    with open("logs/mlflow_parent.log", "a") as log:
-        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        print(f"jointseg workflow: warning: '{' '.join(cmd)}' failed (exit {done.returncode}); "
-              "see logs/mlflow_parent.log", file=sys.stderr)
+        return None
+    if os.environ.get("JOINTSEG_MLFLOW", "1").strip().lower() in MLFLOW_OFF:
+        return None
+    cmd = [sys.executable, "-m", "jointseg", "track", *args]
+    cmd += ["--config", EFFECTIVE_CONFIG] + (["--study-dir", RESULTS] if args[0] == "start" else [])
+    try:
+        Path(MLFLOW_LOG).parent.mkdir(parents=True, exist_ok=True)
+        with open(MLFLOW_LOG, "a") as log:
+            done = subprocess.run(
+                cmd, stdout=subprocess.PIPE, stderr=log, text=True, timeout=900
+            )
+        failure = f"exit {done.returncode}" if done.returncode else None
+    except (OSError, subprocess.SubprocessError) as exc:
+        done, failure = None, f"{type(exc).__name__}: {exc}"
+    if failure:
+        print(
+            f"jointseg workflow: warning: MLflow tracking '{args[0]}' failed "
+            f"({failure}); the study goes on, details in {MLFLOW_LOG}",
+            file=sys.stderr,
+        )
+        return None
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else None
 
 
 onstart:
-    _track("start")
+    # never a run id inherited from elsewhere
+    os.environ.pop(MLFLOW_PARENT_ENV, None)
+    _parent = _track("start", "--owner-pid", str(os.getpid()))
+    if _parent:
+        os.environ[MLFLOW_PARENT_ENV] = _parent
 
 
 onsuccess:
-    # A run of a partial target (e.g. `snakemake raw`) has no summary to upload.
-    _track("finish", "--status", "FINISHED", *(["--artifacts", SUMMARY] if Path(SUMMARY).is_dir() else []))
+    # The summary's seed means become metrics of the parent; the folder (tables,
+    # figures, provenance) its artifacts. A partial target may have no summary.
+    if os.environ.get(MLFLOW_PARENT_ENV):
+        _track("finish", "--status", "FINISHED", "--summary", SUMMARY)
 
 
 onerror:
-    _track("finish", "--status", "FAILED")
+    if os.environ.get(MLFLOW_PARENT_ENV):
+        _track("finish", "--status", "FAILED")

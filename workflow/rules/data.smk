@@ -21,7 +21,7 @@ rule download:
     benchmark:
         "benchmarks/download/{dataset}.tsv"
     shell:
-        "jointseg download {wildcards.dataset} --config {EFFECTIVE_CONFIG}"
+        "{JOINTSEG} download {wildcards.dataset} --config {EFFECTIVE_CONFIG}"
         " --out {params.out} > {log} 2>&1"
 
 
@@ -54,5 +54,5 @@ rule prepare:
     benchmark:
         "benchmarks/prepare/{dataset}.tsv"
     shell:
-        "jointseg prepare {wildcards.dataset} --config {EFFECTIVE_CONFIG}"
+        "{JOINTSEG} prepare {wildcards.dataset} --config {EFFECTIVE_CONFIG}"
         " --raw {params.raw} --out {params.out} > {log} 2>&1"

@@ -14,5 +14,7 @@ rule evaluate:
     benchmark:
         "benchmarks/evaluate/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "jointseg evaluate --pred {input.predictions} --ref {params.references}"
-        " --manifest {input.manifest} --out {output} --quiet > {log} 2>&1"
+        # The run's identity travels in the metrics' first columns, never in paths.
+        "{JOINTSEG} evaluate --pred {input.predictions} --ref {params.references}"
+        " --manifest {input.manifest} --dataset {wildcards.dataset} --variant {wildcards.variant}"
+        " --seed {wildcards.seed} --out {output} --quiet > {log} 2>&1"

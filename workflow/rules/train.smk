@@ -18,7 +18,7 @@ rule resolve:
     benchmark:
         "benchmarks/resolve/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "jointseg resolve --config {EFFECTIVE_CONFIG} --dataset {wildcards.dataset}"
+        "{JOINTSEG} resolve --config {EFFECTIVE_CONFIG} --dataset {wildcards.dataset}"
         " --variant {wildcards.variant} --seed {wildcards.seed} --out {output} > {log} 2>&1"
 
 
@@ -31,6 +31,7 @@ rule train:
         # checkpoints/latest.pt is deliberately not an output: Snakemake would
         # delete it before a rerun, and it is what an interrupted job resumes from.
         final=RUN_DIR + "/checkpoints/final.pt",
+        best=RUN_DIR + "/checkpoints/best.pt",
         history=RUN_DIR + "/history.csv",
     params:
         out=RUN_DIR,
@@ -43,13 +44,13 @@ rule train:
     benchmark:
         "benchmarks/train/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "{params.gpu_wrap} jointseg train --run-config {input.run_config}"
+        "{params.gpu_wrap} {JOINTSEG} train --run-config {input.run_config}"
         " --out {params.out} > {log} 2>&1"
 
 
 rule predict:
     input:
-        checkpoint=RUN_DIR + "/checkpoints/final.pt",
+        checkpoint=EVAL_CHECKPOINT,
         manifest=PREPARED + "/manifest.json",
     output:
         directory(RUN_DIR + "/predictions"),
@@ -68,5 +69,5 @@ rule predict:
     benchmark:
         "benchmarks/predict/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "{params.gpu_wrap} jointseg predict --checkpoint {input.checkpoint}"
-        " --input {params.images} --output {output} {params.options} > {log} 2>&1"
+        "{params.gpu_wrap} {JOINTSEG} predict --checkpoint {input.checkpoint}"
+        " --input {params.images} --out {output} {params.options} > {log} 2>&1"

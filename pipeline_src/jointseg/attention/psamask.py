@@ -1,4 +1,4 @@
-"""Index tables for relative-position logits (PSANet's ``psamask`` as a gather).
+"""The offset grid of relative-position logits (PSANet's ``psamask`` as a gather).
 
 A position-dependent map over relative offsets has M = (2H-1)(2W-1) entries,
 laid out as an offset grid (2H-1, 2W-1) whose centre (H-1, W-1) is offset 0.
@@ -6,8 +6,9 @@ Query i = (h_i, w_i) and key j = (h_j, w_j) meet at offset j - i, i.e. at
 
     idx[i, j] = (h_j - h_i + H - 1) * (2W - 1) + (w_j - w_i + W - 1).
 
-The tables only depend on the feature size, so a module builds them once and
-keeps them as (non-persistent) buffers.
+The attention itself reads no table (fused.py takes strided views instead);
+``relative_index`` is the plain statement of the layout, for tests and the
+benchmark's direct implementation.
 """
 
 from __future__ import annotations
@@ -30,20 +31,3 @@ def relative_index(size: tuple[int, int]) -> Tensor:
     dh = hh[None, :] - hh[:, None] + height - 1
     dw = ww[None, :] - ww[:, None] + width - 1
     return dh * (2 * width - 1) + dw
-
-
-def row_window_index(size: tuple[int, int]) -> Tensor:
-    """(W, L) int64 table for the row-grouped gather.
-
-    All queries of image row ``a`` only use the H offset rows
-    ``[H-1-a, 2H-1-a)`` of the offset grid, a contiguous (H, 2W-1) window.
-    Inside that window key j = (h_j, w_j) of the query in column w_i sits at
-    ``h_j * (2W-1) + (w_j - w_i + W - 1)`` -- independent of ``a``, so one
-    table serves every row. Computing logits on the window instead of all M
-    offsets halves the work of PSANet's full M-channel map.
-    """
-    height, width = size
-    hj, wj = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    hj, wj = hj.flatten(), wj.flatten()
-    wi = torch.arange(width)[:, None]
-    return hj[None, :] * (2 * width - 1) + (wj[None, :] - wi + width - 1)

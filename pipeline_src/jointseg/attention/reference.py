@@ -1,19 +1,20 @@
-"""Slow, obvious reference of the unified attention, straight from the equations.
+"""Slow, obvious reference of every attention form, straight from the equations.
 
-Used only by tests and benchmarks. It reads the parameters of a fast
-``JointAttention`` (``reference_forward(module, x)``), computes PSANet's full
-M-channel maps with a plain conv and places them with a direct port of
-PSANet's ``psamask`` CPU loops, and materialises every L x L matrix.
+Used only by tests and benchmarks. It reads the parameters of a fast block
+(``reference_forward(module, x)``), computes PSANet's full M-channel maps with
+a plain einsum and places them with a direct port of PSANet's ``psamask`` CPU
+loops, and materialises every L x L matrix. The PSANet structure follows the
+order of semseg's ``PSA.forward`` (psa_mask, softmax over dim 1, bmm).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .module import JointAttention
+from .parallel import ParallelAttention
+from .psanet import PSABlock
 
 
 def psamask_loops(mask: Tensor, mode: str) -> Tensor:
@@ -53,49 +54,85 @@ def psamask_loops(mask: Tensor, mode: str) -> Tensor:
     return buf.reshape(n, height * width, height, width)
 
 
-def _conv1x1(conv: torch.nn.Conv2d, x: Tensor) -> Tensor:
+def _conv1x1(conv: nn.Conv2d, x: Tensor) -> Tensor:
     """A 1x1 conv as an einsum -> (N, C_out, L)."""
     y = torch.einsum("oc,ncl->nol", conv.weight[:, :, 0, 0], x.flatten(2))
     return y if conv.bias is None else y + conv.bias[None, :, None]
 
 
-def reference_probabilities(module: JointAttention, x: Tensor) -> Tensor:
-    """All attention matrices (N, B, L, L), row i = query i, from the equations."""
+def _psa_buffer(weight: Tensor, hidden: Tensor, branch: str) -> Tensor:
+    """PSANet: the full M-channel map F = W_F hidden (no bias), placed by psamask.
+
+    Returns semseg's buffer (N, L, L) indexed [n, key j, query i].
+    """
+    n, _, height, width = hidden.shape
+    fmap = torch.einsum("mc,nchw->nmhw", weight, hidden)
+    return psamask_loops(fmap, branch).reshape(n, height * width, height * width)
+
+
+def reference_logits(module: JointAttention, x: Tensor) -> dict[str, list[Tensor]]:
+    """Per branch, the (N, L, L) logits of each term of ``module.terms``, row i = query i."""
     n, _, height, width = x.shape
     length = height * width
     theta = _conv1x1(module.query, x) if module.query is not None else None  # (N, C', L)
     phi = _conv1x1(module.key, x) if module.key is not None else None
-    probs = []
+    # embedded Gaussian (non-local): no factor; "sqrt": the Transformer's 1/sqrt(C')
+    factor = theta.shape[1] ** -0.5 if theta is not None and module.e1_scale == "sqrt" else 1.0
+    out: dict[str, list[Tensor]] = {}
     for branch in module.branches:
         logits: list[Tensor] = []
         for term in module.terms:
-            if term == "E1":  # theta(x_i)^T phi(x_j) / sqrt(C')
-                logits.append(torch.einsum("nci,ncj->nij", theta, phi) / math.sqrt(theta.shape[1]))
-            elif term == "E2":  # PSANet: full M-channel F, placed by psamask
+            if term == "E1":  # theta(x_i)^T phi(x_j) * factor
+                logits.append(torch.einsum("nci,ncj->nij", theta, phi) * factor)
+            elif term == "E2":
                 pred = module.predictors[branch]
-                hidden = pred.hidden(x)
-                fmap = torch.einsum("mc,nchw->nmhw", pred.weight, hidden) + pred.bias[None, :, None, None]
-                buf = psamask_loops(fmap, branch).reshape(n, length, length)  # [n, j, i]
-                logits.append(buf.transpose(1, 2))
+                logits.append(_psa_buffer(pred.weight, pred.hidden(x), branch).transpose(1, 2))
             elif term == "E3":  # u^T phi(x_j)
-                logits.append(torch.einsum("c,ncj->nj", module.key_vector, phi)[:, None, :].expand(n, length, length))
+                e3 = torch.einsum("c,ncj->nj", module.key_vector, phi)
+                logits.append(e3[:, None, :].expand(n, length, length))
             else:  # v_{j-i}: the same offset map at every position, placed like collect
                 fmap = module.position_bias[None, :, None, None].expand(1, -1, height, width)
                 logits.append(psamask_loops(fmap, "collect").reshape(1, length, length).transpose(1, 2).expand(n, -1, -1))
+        out[branch] = logits
+    return out
+
+
+def _psanet_branches(module: PSABlock, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """semseg's PSA.forward per branch: (probabilities (N, L, L) [n, j, i], outputs (N, C_r, H, W))."""
+    n, _, height, width = x.shape
+    length = height * width
+    probs, outs = [], []
+    for branch in module.branches:
+        reduced = module.reduce[branch](x)  # semseg: self.reduce / self.reduce_p
+        pred = module.predictors[branch]  # semseg: self.attention / self.attention_p
+        y = torch.softmax(_psa_buffer(pred.weight, pred.hidden(reduced), branch), dim=1)
+        probs.append(y)
+        outs.append(torch.bmm(reduced.view(n, -1, length), y).view(n, -1, height, width))
+    return probs, outs
+
+
+def reference_probabilities(module: nn.Module, x: Tensor) -> Tensor:
+    """All attention matrices (N, B, L, L), row i = query i, from the equations."""
+    if isinstance(module, ParallelAttention):
+        return torch.cat([reference_probabilities(p, x) for p in module.parts], dim=1)
+    if isinstance(module, PSABlock):
+        return torch.stack([p.transpose(1, 2) for p in _psanet_branches(module, x)[0]], dim=1)
+    probs = []
+    for logits in reference_logits(module, x).values():
         if module.combine == "joint":
-            p = torch.softmax(torch.stack(logits).sum(0), dim=-1)
-        elif module.combine == "sum":
-            p = torch.stack([torch.softmax(t, dim=-1) for t in logits]).mean(0)
-        else:
-            p = torch.stack([torch.softmax(t, dim=-1) for t in logits]).prod(0)
-            p = p / p.sum(-1, keepdim=True)
-        probs.append(p)
+            probs.append(torch.softmax(torch.stack(logits).sum(0), dim=-1))
+        else:  # "sum"
+            probs.append(torch.stack([torch.softmax(t, dim=-1) for t in logits]).mean(0))
     return torch.stack(probs, dim=1)
 
 
-def reference_forward(module: JointAttention, x: Tensor) -> Tensor:
-    """y = x + BN(W_o [A_b V_b]_b) with every matrix materialised."""
-    n, _, height, width = x.shape
+def reference_forward(module: nn.Module, x: Tensor) -> Tensor:
+    """The block's output with every matrix materialised."""
+    if isinstance(module, ParallelAttention):  # y = x + sum_p (p(x) - x)
+        return x + sum(reference_forward(p, x) - x for p in module.parts)
+    if isinstance(module, PSABlock):  # y = fuse([x, proj([o_b]_b)])
+        return module.fuse(torch.cat([x, module.proj(torch.cat(_psanet_branches(module, x)[1], 1))], 1))
+    n, _, height, width = x.shape  # y = x + BN(W_o [A_b V_b]_b)
     probs = reference_probabilities(module, x)  # (N, B, L, L)
     value = _conv1x1(module.value, x).view(n, len(module.branches), -1, height * width)  # (N,B,Cv,L)
     agg = torch.einsum("nbij,nbcj->nbci", probs, value).reshape(n, -1, height, width)

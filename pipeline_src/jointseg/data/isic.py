@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from ..io_utils import UserError
-from .msd import RawCase
+from .cases import RawCase
 
 IMAGE_RE = re.compile(r"^(ISIC_\d+)\.(jpe?g|png)$", re.IGNORECASE)
 MASK_RE = re.compile(r"^(ISIC_\d+)_segmentation\.png$", re.IGNORECASE)

@@ -4,7 +4,8 @@
 pure function of ``(seed, t)``: resuming training needs only ``t``, and the
 same batches come out with or without DataLoader workers. Sampling walks
 through the cases epoch by epoch (a fresh seeded permutation per epoch), so
-every case is seen once per epoch. For 3-D data each drawn case contributes
+every case is seen once per epoch. Images have any number of channels ``C``
+(3 for RGB, one per modality for MRI). For 3-D data each drawn case contributes
 one slice, with probability ``foreground_fraction`` (default 2/3) one that
 contains foreground. Each sample gets one affine warp (random crop of the
 training size, flips, rotation, scaling; bilinear for images, nearest for
@@ -135,7 +136,7 @@ class TrainBatches:
                 s = int(fg[rng.integers(len(fg))])
             else:
                 s = int(rng.integers(image.shape[0]))
-            image, label = image[s], label[s]  # (1, H', W'), (H', W')
+            image, label = image[s], label[s]  # (C, H', W'), (H', W')
         return self._augment(np.asarray(image, np.float32), np.asarray(label), rng)
 
     def _augment(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
@@ -174,7 +175,7 @@ def eval_cases(prepared_dir: str | Path, split: str) -> Iterator[tuple[str, np.n
     """Yield ``(case_id, image, label)`` of every case in ``split``, in id order.
 
     2-D: image ``(1, C, H, W)`` float32, label ``(1, H, W)`` uint8; 3-D: all
-    padded slices, image ``(S, 1, H', W')``, label ``(S, H', W')``.
+    padded slices, image ``(S, C, H', W')``, label ``(S, H', W')``.
     """
     root = Path(prepared_dir)
     manifest, cases = _cases(prepared_dir, split)

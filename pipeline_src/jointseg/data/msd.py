@@ -8,30 +8,22 @@ Layout::
     Task04_Hippocampus/imagesTs/...     (unlabelled: ignored)
 
 The task folder may be the root itself or one level below it. macOS resource
-fork files (``._name``) shipped in the official tars are ignored. Only
-single-modality tasks are supported (one channel).
+fork files (``._name``) shipped in the official tars are ignored. Multi-modal
+tasks (e.g. Task01 BrainTumour: FLAIR, T1w, T1gd, T2w) store each image as one
+4-D ``(X, Y, Z, C)`` NIfTI; ``modality`` in dataset.json names the channels.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..io_utils import UserError
+from .cases import RawCase
 
 NII = (".nii.gz", ".nii")
-
-
-@dataclass(frozen=True)
-class RawCase:
-    """One raw case: id, image file, label file, split from the layout (or None)."""
-
-    id: str
-    image: Path
-    label: Path
-    split: str | None = None
+__all__ = ["NII", "RawCase", "case_id", "channel_names", "find_cases", "find_task", "read_meta"]
 
 
 def case_id(path: Path) -> str:
@@ -47,7 +39,7 @@ def _nifti_files(folder: Path) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.name.endswith(NII))
 
 
-def find_task(root: str | Path) -> Path:
+def find_task(root: str | Path, what: str = "MSD task") -> Path:
     """The task folder (holding ``imagesTr``) at or one level below ``root``."""
     root = Path(root)
     if not root.is_dir():
@@ -58,9 +50,9 @@ def find_task(root: str | Path) -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise UserError(f"{root}: no MSD task folder (with imagesTr/ and labelsTr/) found; "
+        raise UserError(f"{root}: no {what} folder (with imagesTr/ and labelsTr/) found; "
                         "run `jointseg download` or point --source at the extracted task")
-    raise UserError(f"{root}: several MSD task folders {[p.name for p in found]}; point --source at one")
+    raise UserError(f"{root}: several {what} folders {[p.name for p in found]}; point --source at one")
 
 
 def read_meta(task: Path) -> dict:
@@ -72,10 +64,16 @@ def read_meta(task: Path) -> dict:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot read dataset.json ({exc}); re-download the task") from None
-    modality = meta.get("modality", {"0": "?"})
-    if len(modality) != 1:
-        raise UserError(f"{path}: {len(modality)} modalities {modality}; only single-channel tasks are supported")
+    channel_names(meta, path)
     return meta
+
+
+def channel_names(meta: dict, path: str | Path = "dataset.json") -> list[str]:
+    """The channel names of ``modality`` (``{"0": "FLAIR", "1": "T1w", ...}``); one unnamed if absent."""
+    modality = meta.get("modality", {"0": "image"})
+    if not isinstance(modality, dict) or set(map(str, modality)) != {str(i) for i in range(len(modality))}:
+        raise UserError(f"{path}: 'modality' must map \"0\", \"1\", ... to channel names, got {modality!r}")
+    return [str(modality[str(i)]) for i in range(len(modality))]
 
 
 def find_cases(root: str | Path) -> tuple[list[RawCase], dict]:

@@ -7,8 +7,10 @@ label map, the split rule and the training size. Nothing here touches the
 network.
 
 The lock file (``lock_file``, committed to git) maps ``"<dataset>/<file name>"``
-to ``{"sha256", "size", "url"}``. The first download records an entry; every
-later one is verified against it.
+to ``{"sha256" and/or "md5", "size", "url"}``. Whichever digests an entry
+gives are verified; the first download records the sha256 (adding it to an
+md5-only entry). A local folder source is pinned by its folder digest
+(:func:`jointseg.data.checksums.folder_digest`) under ``sha256``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
-"""Segmentation networks: DenseUNet (paper / small presets) and a plain U-Net.
+"""Segmentation networks: DenseUNet and a plain U-Net.
 
+DenseUNet presets: ``paper`` (the first author's DACN DenseUNet exactly,
+48.8 M parameters), ``small`` (the same topology for CPUs) and
+``h_denseunet_hybrid`` (an earlier DenseNet-161 / H-DenseUNet-style
+reconstruction, not the author's network); see ``denseunet``.
 ``build_model(...)`` is the single entry point (docs/design.md, "Models").
 """
 
@@ -18,19 +22,22 @@ ARCHS: dict[str, type[nn.Module]] = {"denseunet": DenseUNet, "unet": UNet}
 def build_model(arch: str = "denseunet", preset: str = "small", in_channels: int = 3,
                 num_classes: int = 2, attention: str = "joint",
                 attention_level: str | int = "bottleneck", input_size: tuple[int, int] = (64, 64),
-                attention_options: dict | None = None) -> nn.Module:
+                attention_options: dict | None = None, head_relu: bool | None = None) -> nn.Module:
     """Build ``arch`` with an attention block of ``attention`` variant at ``attention_level``.
 
     ``input_size`` is the training crop; the attention block is built for the
     feature size it implies and the model only accepts that input size.
+    ``head_relu`` (DenseUNet only; None = the preset's choice) puts a ReLU on the
+    logits, as DACN does; it clamps them at 0.
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose from {sorted(ARCHS)}")
     if in_channels < 1 or num_classes < 2:
         raise ValueError(f"need in_channels >= 1 and num_classes >= 2, got {in_channels}, {num_classes}")
+    overrides = {} if head_relu is None else {"head_relu": bool(head_relu)}
     return ARCHS[arch](preset=preset, in_channels=in_channels, num_classes=num_classes,
                        attention=attention, attention_level=attention_level,
-                       input_size=tuple(input_size), attention_options=attention_options)
+                       input_size=tuple(input_size), attention_options=attention_options, **overrides)
 
 
 def count_parameters(model: nn.Module) -> int:

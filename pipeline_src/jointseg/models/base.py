@@ -10,19 +10,31 @@ from torch import Tensor, nn
 from ..attention import build as build_attention
 
 
-def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    """3x3 conv-BN-ReLU, the decoder/stem unit."""
+def conv_bn_relu(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+    """Post-activation conv (no bias: BN follows) - BN - ReLU; the U-Net, DACN and decoder unit.
+
+    Padding ``kernel // 2``; at stride 1 with an odd kernel that equals
+    TensorFlow's 'SAME' padding.
+    """
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
 
 
 def preset_settings(presets: dict[str, dict], preset: str, family: str, overrides: dict) -> dict:
-    """The named preset's settings updated with ``overrides``; a clear error for an unknown name."""
+    """The named preset's settings updated with ``overrides``.
+
+    A clear error for an unknown preset name or an override the preset does not have
+    (so that a misspelt or inapplicable option is never silently ignored).
+    """
     if preset not in presets:
         raise ValueError(f"unknown {family} preset {preset!r}; choose from {sorted(presets)}")
+    unknown = sorted(set(overrides) - set(presets[preset]))
+    if unknown:
+        raise ValueError(f"{family} preset {preset!r} has no setting(s) {unknown}; "
+                         f"it has {sorted(presets[preset])}")
     return {**presets[preset], **overrides}
 
 
@@ -67,14 +79,18 @@ class AttentionNet(nn.Module):
             self.train(was_training)
 
 
-def level_grid(size: tuple[int, int], stride: int, pool_ceil_levels: int = 2) -> tuple[int, int]:
-    """Feature size at output ``stride`` for an encoder whose first
-    ``log2`` min(stride, 4) halvings round up (stride-2 conv, padded max-pool)
-    and later ones round down (average pooling)."""
+def level_grid(size: tuple[int, int], stride: int, pool_ceil_levels: int | None = None) -> tuple[int, int]:
+    """Feature size (H, W) at output ``stride`` (a power of 2) for an input of ``size``.
+
+    The first ``pool_ceil_levels`` halvings round up (TensorFlow 'SAME' or
+    padded stride-2 ops: ceil(s / 2)), later ones round down (unpadded 2x2
+    pooling: floor(s / 2)); ``None`` means every halving rounds up.
+    """
     out = []
     for s in size:
         for k in range(int(math.log2(stride))):
-            s = -(-s // 2) if k < pool_ceil_levels else s // 2
+            ceil = pool_ceil_levels is None or k < pool_ceil_levels
+            s = -(-s // 2) if ceil else s // 2
         out.append(s)
     return out[0], out[1]
 

@@ -1,0 +1,153 @@
+"""``jointseg predict``: segment images (PNG/JPEG) or NIfTI volumes of any size with a checkpoint.
+
+    jointseg predict --checkpoint results/D/V/seed0/checkpoints/best.pt \\
+        --input data/prepared/D/test/images --out results/D/V/seed0/predictions
+
+(``--output`` is still accepted for ``--out``.) Each case is preprocessed
+exactly as in training (``preprocess_file`` with the checkpoint's
+``preprocess`` spec), segmented by sliding window (:mod:`.sliding_window`)
+and mapped back onto its original grid (``restore``). A case is one file, or
+for checkpoints trained on nnU-Net data the channel files
+``<case>_0000<ending>``, ``<case>_0001<ending>`` ... (:mod:`.inputs`; every
+channel normalised on its own, as in training). Outputs, written atomically:
+
+* 2-D: ``<case id>.png``, class indices 0..K-1 as uint8, the input's height and width;
+* 3-D: ``<case id>.nii.gz``, the input's shape, affine, header and orientation, uint8;
+* with ``--probabilities``: ``probabilities/<case id>_prob.npy`` (2-D, ``(K, h, w)``
+  float32) or ``probabilities/<case id>_prob.nii.gz`` (3-D, 4-D float32 NIfTI, class
+  as the last axis). A subfolder, so that ``jointseg evaluate --pred DIR`` sees only
+  label files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..io_utils import UserError, atomic_path, atomic_save_npy
+from .inputs import case_id, group_cases, list_inputs  # noqa: F401 (case_id: public here too)
+from .sliding_window import case_dice, sliding_probabilities  # noqa: F401 (public here too)
+
+
+def _save_probabilities(probs: np.ndarray, inverse, out_dir: Path, cid: str) -> Path:
+    if inverse.ndim == 2:
+        path = out_dir / f"{cid}_prob.npy"
+        atomic_save_npy(path, probs.astype(np.float32))
+        return path
+    import nibabel as nib
+
+    path = out_dir / f"{cid}_prob.nii.gz"
+    data = np.moveaxis(probs.astype(np.float32), 0, -1)  # (X, Y, Z, K): NIfTI's 4th axis
+    img = nib.Nifti1Image(data, inverse.affine)
+    img.set_qform(inverse.affine, code=1)
+    img.set_sform(inverse.affine, code=1)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(img.to_bytes(), compresslevel=6, mtime=0))
+    return path
+
+
+def predict_files(checkpoint: str | Path, inputs: list[Path], output: str | Path, probabilities: bool = False,
+                  overlap: float = 0.25, device_spec: str = "auto", threads: int | None = None,
+                  progress: bool = True) -> list[Path]:
+    """Segment ``inputs`` (files; channel files are grouped into cases) with ``checkpoint``.
+
+    Returns the written label files, one per case.
+    """
+    import torch
+
+    from ..device import resolve_threads, select_device, set_threads
+
+    if not 0 <= overlap < 1:
+        raise UserError(f"--overlap {overlap}: must be in [0, 1)")
+    device = select_device(device_spec)
+    old_threads = torch.get_num_threads()
+    set_threads(resolve_threads(threads))
+    try:
+        return _predict(checkpoint, inputs, Path(output), probabilities, overlap, device, progress)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _segment(model, paths: list[Path], spec: dict, roi, device, precision, overlap: float):
+    """Labels on the original grid, probabilities (if already restored, else ``None``) and the inverse."""
+    from ..data.preprocess import preprocess_file, restore
+
+    ndim = int(spec["ndim"])
+    array, inverse = preprocess_file(paths if spec.get("channel_files") else paths[0], spec)
+    batch = array[None] if ndim == 2 else array
+    probs = sliding_probabilities(model, batch, roi, device, precision, overlap=overlap).numpy()
+    # prepared geometry: 2-D (K, H, W); 3-D (K, S, H', W')
+    probs = probs[0] if ndim == 2 else np.moveaxis(probs, 1, 0)
+    if ndim == 2:  # resize the probabilities (bilinear), then argmax: smooth edges at full size
+        full = restore(probs.astype(np.float32), inverse)
+        return full.argmax(0).astype(np.uint8), full, probs, inverse
+    # 3-D restore is exact (crop, unslice, reorient): argmax commutes with it
+    return restore(probs.argmax(0).astype(np.uint8), inverse), None, probs, inverse
+
+
+def _check_kind(paths: list[Path], ndim: int) -> None:
+    for path in paths:
+        if path.name.lower().endswith((".nii", ".nii.gz")) != (ndim == 3):
+            raise UserError(f"{path}: this checkpoint was trained on {ndim}-D data "
+                            f"({'NIfTI volumes' if ndim == 3 else 'PNG/JPEG images'}); give matching files")
+
+
+def _predict(checkpoint, inputs, out_dir: Path, probabilities: bool, overlap: float, device,
+             progress: bool) -> list[Path]:
+    import torch
+    from tqdm import tqdm
+
+    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
+    from ..data.preprocess import restore, save_prediction
+    from ..device import select_precision
+
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    model = model_from_checkpoint(ckpt, device)
+    cfg_train = ckpt.get("config", {}).get("train", {})
+    precision = select_precision(device, cfg_train.get("amp", "auto"), cfg_train.get("channels_last", "auto"))
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    roi = tuple(int(s) for s in ckpt["model_kwargs"]["input_size"])
+    spec = ckpt["preprocess"]
+    ndim = int(spec["ndim"])
+    for _cid, paths in group_cases(list(inputs), spec):
+        _check_kind(paths, ndim)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for cid, paths in tqdm(group_cases(list(inputs), spec), desc="predict", unit="case", file=sys.stderr,
+                           disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 30.0):
+        labels, full, probs, inverse = _segment(model, paths, spec, roi, device, precision, overlap)
+        target = out_dir / (f"{cid}.png" if ndim == 2 else f"{cid}.nii.gz")
+        written.append(save_prediction(labels, inverse, target))
+        if probabilities:
+            full = restore(probs.astype(np.float32), inverse) if full is None else full
+            _save_probabilities(full, inverse, out_dir / "probabilities", cid)
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint (.pt) written by 'jointseg train'")
+    parser.add_argument("--input", required=True, help="an image/NIfTI file or a folder of them")
+    parser.add_argument("--out", help="output folder")
+    parser.add_argument("--output", dest="output_alias", help=argparse.SUPPRESS)  # the old name of --out
+    parser.add_argument("--probabilities", action="store_true", help="also write class probabilities")
+    parser.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default 0.25)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: $OMP_NUM_THREADS, else all)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    out = args.out or args.output_alias
+    if not out:
+        raise UserError("give the output folder with --out DIR")
+    files = list_inputs(args.input)
+    written = predict_files(args.checkpoint, files, out, args.probabilities, args.overlap,
+                            args.device, args.threads, progress=not args.no_progress)
+    print(f"{out}: {len(written)} prediction(s) written", file=sys.stderr)
+    return 0

@@ -1,0 +1,96 @@
+"""Sliding-window segmentation shared by ``predict`` and training's validation.
+
+The attention block is built for one feature size, so the network only ever
+sees windows of exactly its training ``input_size``: larger images/slices are
+tiled with MONAI's ``sliding_window_inference`` (Gaussian blending), smaller
+ones padded and cropped back. Validation (:func:`validation_dice`) goes
+through the same function, so it sees what ``predict`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..io_utils import UserError
+
+
+def sliding_probabilities(model, array, roi, device, precision=None, overlap: float = 0.25,
+                          sw_batch_size: int = 8, chunk: int = 32):
+    """Softmax probabilities ``(N, K, H, W)`` (float32, CPU tensor) of ``array`` ``(N, C, H, W)``.
+
+    ``N`` is 1 for a 2-D image and the slice count for a volume; slices go
+    through the network ``chunk`` at a time so memory stays bounded.
+    """
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    x_all = array if isinstance(array, torch.Tensor) else torch.as_tensor(np.asarray(array))
+    if x_all.ndim != 4:
+        raise ValueError(f"expected (N, C, H, W), got shape {tuple(x_all.shape)}")
+    dtype = precision.dtype if precision is not None else None
+    channels_last = bool(precision is not None and precision.channels_last)
+
+    def predictor(window):
+        if channels_last:
+            window = window.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return model(window).float()
+
+    outs = []
+    with torch.no_grad():
+        for start in range(0, x_all.shape[0], chunk):
+            x = x_all[start:start + chunk].to(device, dtype=torch.float32)
+            logits = sliding_window_inference(x, roi_size=tuple(int(r) for r in roi), sw_batch_size=sw_batch_size,
+                                              predictor=predictor, overlap=overlap, mode="gaussian",
+                                              padding_mode="constant", cval=0.0)
+            outs.append(torch.softmax(torch.as_tensor(logits).float(), dim=1).cpu())
+    return torch.cat(outs)
+
+
+def case_dice(pred, label, num_classes: int) -> np.ndarray:
+    """Foreground Dice per class of one case (2-D image or 3-D volume of class indices).
+
+    MONAI ``compute_dice`` with ``ignore_empty=False``: both empty -> 1, the
+    project's metric policy.
+    """
+    import torch
+    from monai.metrics import compute_dice
+    from monai.networks.utils import one_hot
+
+    p = torch.as_tensor(np.asarray(pred), dtype=torch.int64)[None, None]
+    g = torch.as_tensor(np.asarray(label), dtype=torch.int64)[None, None]
+    dice = compute_dice(one_hot(p, num_classes, dim=1), one_hot(g, num_classes, dim=1),
+                        include_background=False, ignore_empty=False)
+    return dice[0].numpy()
+
+
+def validation_dice(model, prepared_dir: str | Path, size: tuple[int, int], num_classes: int, device,
+                    precision=None, split: str = "val") -> float:
+    """Mean foreground Dice over the cases of ``split`` (per case: mean over classes).
+
+    Whole images / volumes of the prepared arrays, tiled at the training
+    ``size`` exactly as ``predict`` tiles; the model is left in the mode it
+    came in.
+    """
+    import torch
+
+    from ..data.loader import eval_cases
+
+    was_training = model.training
+    model.eval()
+    scores = []
+    try:
+        with torch.inference_mode():
+            for _case_id, image, label in eval_cases(prepared_dir, split):
+                image = np.asarray(image)
+                batch = image[None] if image.ndim == 3 else image  # 2-D (1,C,H,W); 3-D slices (S,C,H',W')
+                pred = sliding_probabilities(model, batch, size, device, precision).argmax(1).numpy()
+                label = np.asarray(label).reshape(pred.shape)
+                scores.append(float(np.mean(case_dice(pred, label, num_classes))))
+    finally:
+        model.train(was_training)
+    if not scores:
+        raise UserError(f"{prepared_dir}: the '{split}' split has no cases; check splits.json")
+    return float(np.mean(scores))

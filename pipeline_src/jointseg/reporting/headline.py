@@ -1,0 +1,54 @@
+"""``jointseg headline-metrics``: headline means of every data set x variant, as JSON for ``dvc metrics``.
+
+    jointseg headline-metrics --out results/summary/metrics.json --metrics <run>/metrics.csv ...
+
+Writes ``{dataset: {variant: {dice, iou, hd95, assd, runs}}}``: per run (the
+``dataset, variant, seed`` columns of its metrics), the mean over cases and
+classes; then the mean over seeds. NaN distances (one mask empty) are excluded,
+as in the summary tables. Values are rounded to 6 digits so that
+``dvc metrics diff`` shows real changes only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..io_utils import atomic_write_json
+from .collect import read_metrics_files
+
+HEADLINE: tuple[str, ...] = ("dice", "iou", "hd95", "assd")
+
+
+def headline(paths: Sequence[str | Path]) -> dict:
+    """``{dataset: {variant: {metric: mean over seeds, "runs": n}}}`` from per-run metrics files."""
+    return headline_means(read_metrics_files(paths))
+
+
+def headline_means(df: pd.DataFrame) -> dict:
+    """:func:`headline` of per-case metrics rows already read (also the DVC plots' test Dice)."""
+    out: dict[str, dict[str, dict]] = {}
+    for (dataset, variant), g in sorted(df.groupby(["dataset", "variant"], sort=False), key=lambda kv: kv[0]):
+        per_run = g.groupby("seed")[list(HEADLINE)].mean()  # pandas' mean skips NaN
+        means: dict = {}
+        for m in HEADLINE:
+            values = [float(x) for x in per_run[m] if not math.isnan(x)]
+            means[m] = round(sum(values) / len(values), 6) if values else None
+        out.setdefault(str(dataset), {})[str(variant)] = {**means, "runs": int(len(per_run))}
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``jointseg headline-metrics``."""
+    parser.add_argument("--metrics", nargs="+", required=True, metavar="FILE", help="metrics.csv of each run")
+    parser.add_argument("--out", required=True, help="output JSON (e.g. results/summary/metrics.json)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``jointseg headline-metrics``."""
+    atomic_write_json(args.out, headline(args.metrics))
+    return 0

@@ -1,0 +1,86 @@
+"""Checkpoints: atomic save, safe load, RNG state capture.
+
+Layout (docs/design.md): ``model`` (state dict), ``model_kwargs`` (for
+``build_model``), ``preprocess`` (the manifest's spec), ``labels``, ``step``
+(completed iterations), ``optimizer``, ``scheduler``, ``rng``, ``config``; plus
+``scaler`` (fp16 GradScaler), ``best`` (best validation Dice and its step),
+``history`` (rows of history.csv so far), ``seconds`` (training time so far),
+``mlflow_run_id``, ``kind`` (latest, best or final).
+
+Everything is stored as tensors and plain Python types so that checkpoints load
+with ``torch.load(weights_only=True)``: loading a checkpoint never executes code.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io_utils import UserError, atomic_path
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every random generator training touches (python, numpy, torch CPU/CUDA)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """``torch.save`` to a temporary name, then rename: a kill never leaves a torn checkpoint."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only``: no code runs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found; train first ('jointseg train') or fix the path")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not a usable checkpoint
+        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc}); the file is "
+                        "truncated or not a jointseg checkpoint - retrain or restore it") from None
+    missing = [k for k in ("model", "model_kwargs", "preprocess") if k not in ckpt] if isinstance(ckpt, dict) else ["model"]
+    if missing:
+        raise UserError(f"{path}: not a jointseg checkpoint (missing {missing}); use a file from "
+                        "results/<dataset>/<variant>/seed<k>/checkpoints/")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Rebuild the network of ``ckpt`` with ``build_model(**model_kwargs)`` and load its weights."""
+    from ..models import build_model
+
+    kwargs = dict(ckpt["model_kwargs"])
+    kwargs["input_size"] = tuple(kwargs["input_size"])
+    model = build_model(**kwargs)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
