@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: setup demo test test-quick clean
+.PHONY: setup demo lint test test-quick clean
 
 $(BIN)/jointseg: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,7 +18,17 @@ setup: $(BIN)/jointseg
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --resources gpu=1
 
-test: setup
+# Lint and format checks (CI fails on any finding): ruff on the Python code,
+# snakefmt and Snakemake's own linter on the workflow.
+lint: setup
+	$(BIN)/ruff format --check pipeline_src tests bench
+	$(BIN)/ruff check pipeline_src tests bench
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --cores 1 > .lint.log 2>&1 || (cat .lint.log; exit 1)
+	@grep -q "Congratulations, your workflow is in a good condition" .lint.log || (cat .lint.log; exit 1)
+	@rm -f .lint.log
+
+test: setup lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
 
 test-quick: setup

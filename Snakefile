@@ -9,6 +9,7 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+
 report: "workflow/report/workflow.rst"
 
 
@@ -25,3 +26,4 @@ rule all:
         SUMMARY_FILES,
         METRICS_JSON,
         PROVENANCE_JSON,
+        pipeline_file("mlflow_test_metrics.done"),

@@ -20,3 +20,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 def repo_root() -> Path:
     """The checkout's root folder."""
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory) -> Path:
+    """A project copy where the quick demo study ran end to end: once per session, shared by
+    tests/test_workflow.py and tests/test_dvc.py (see tests/workflow_helpers.py)."""
+    from workflow_helpers import demo_project
+
+    return demo_project(tmp_path_factory)

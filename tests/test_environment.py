@@ -47,3 +47,14 @@ def test_installed_versions_match_pins():
     for name, version in _pyproject_pins().items():
         installed = metadata.version(name).split("+")[0]
         assert installed == version, f"{name}: installed {installed}, pinned {version}"
+
+
+def test_rule_environment_pins_equal_environment_yml():
+    """workflow/envs/jointseg.yaml (every rule's `conda:`) carries environment.yml's pins."""
+    rules_env = yaml.safe_load((ROOT / "workflow" / "envs" / "jointseg.yaml").read_text())
+    pip_block = next(d["pip"] for d in rules_env["dependencies"] if isinstance(d, dict))
+    assert _pins([p for p in pip_block if not p.startswith("-e")]) == _conda_pins()
+    assert "-e ../.." in pip_block  # the checkout, seen from workflow/envs/
+    for rule_file in (ROOT / "workflow" / "rules").glob("*.smk"):
+        text = rule_file.read_text()
+        assert text.count("    shell:") == text.count('conda:\n        "../envs/jointseg.yaml"'), rule_file.name

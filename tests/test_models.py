@@ -320,6 +320,50 @@ def test_wrong_input_size_raises():
         model(torch.randn(1, 3, 128, 128))
 
 
+def _train_two_steps(channels_last: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Logits and gradients of the first step, weights after two Adam steps (small DenseUNet)."""
+    torch.manual_seed(0)
+    model = build_model(attention="joint", attention_level=8)
+    open_gates(model)
+    x, y = torch.randn(2, 3, 64, 64), torch.randint(0, 2, (2, 64, 64))
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    first: tuple = ()
+    for _ in range(2):
+        logits = model(x)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(logits, y).backward()
+        if not first:
+            first = (logits.detach().contiguous(),
+                     {n: p.grad.detach().contiguous() for n, p in model.named_parameters()})
+        opt.step()
+    return *first, {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+
+def test_channels_last_trains_the_same_network_reproducibly():
+    """channels_last (training's default on CPU and CUDA) only reorders the arithmetic:
+    logits and gradients agree with NCHW to rounding, and a rerun is bit-identical."""
+    torch.use_deterministic_algorithms(True)
+    try:
+        nchw_logits, nchw_grads, _ = _train_two_steps(False)
+        cl_logits, cl_grads, cl = _train_two_steps(True)
+        again_logits, again_grads, again = _train_two_steps(True)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    # ~100 conv-BN layers (BN normalises by small batch variances) amplify fp32 rounding
+    torch.testing.assert_close(cl_logits, nchw_logits, rtol=1e-3, atol=1e-3)
+    # each gradient to 0.1 % of its largest entry; the floor is for gradients that are zero up
+    # to rounding (a key bias cannot change a softmax over keys)
+    floor = 1e-6 * max(float(g.abs().max()) for g in nchw_grads.values())
+    for name, grad in nchw_grads.items():
+        torch.testing.assert_close(cl_grads[name], grad, rtol=1e-2, atol=1e-3 * float(grad.abs().max()) + floor,
+                                   msg=name)
+    assert torch.equal(again_logits, cl_logits)
+    assert all(torch.equal(again_grads[n], cl_grads[n]) for n in cl_grads)
+    assert all(torch.equal(again[n], cl[n]) for n in cl)
+
+
 def test_state_dict_round_trip_and_seed():
     torch.manual_seed(0)
     a = build_model(attention="joint", attention_level=8)

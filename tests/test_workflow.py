@@ -4,131 +4,25 @@ end-to-end demo, no-op reruns, per-variant reruns, reproducibility, GPU slots.
 Snakemake runs as a subprocess in a temporary copy of the project (Snakefile,
 workflow/, config/) with the package imported from this checkout, so the
 checkout is never written to. The end-to-end run is shared by every test of
-the session through :func:`demo_project` (also used by tests/test_dvc.py).
+the session through the ``demo`` fixture (tests/conftest.py, helpers in
+tests/workflow_helpers.py; also used by tests/test_dvc.py).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import ROOT, VENV_BIN, job_counts, planned_jobs, project_copy, snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 DEMO_DATASETS = ["demo_isic", "demo_msd"]
 DEMO_VARIANTS = ["none", "pointwise", "self", "joint"]
 RUN_RULES = ["resolve", "train", "predict", "evaluate"]
-
-# The tests' demo study: the shipped config with a few training iterations, so
-# the whole pipeline (every rule, both data sets, four variants) runs in minutes.
-QUICK_TRAIN = {"iterations": 2, "val_every": 2, "checkpoint_every": 2, "batch_size": 2}
-
-
-# --------------------------------------------------------------------------- helpers
-def project_copy(dest: Path, *, with_package: bool = False, train: dict | None = None,
-                 edit: dict | None = None) -> Path:
-    """Copy the workflow's files into ``dest``; optionally shrink the config's training.
-
-    ``train`` is merged into ``config/config.yaml``'s ``train`` (written to the
-    file, not passed as --config, so DVC sees it too); ``edit`` replaces
-    top-level keys. ``with_package`` also copies ``pipeline_src`` (DVC hashes it).
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    shutil.copytree(ROOT / "workflow", dest / "workflow", ignore=ignore)  # follows the schema symlink
-    shutil.copytree(ROOT / "config", dest / "config", ignore=ignore)
-    if with_package:
-        shutil.copytree(ROOT / "pipeline_src", dest / "pipeline_src", ignore=ignore)
-    if train or edit:
-        path = dest / "config" / "config.yaml"
-        config = yaml.safe_load(path.read_text())
-        config["train"] = {**config.get("train", {}), **(train or {})}
-        config.update(edit or {})
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return dest
-
-
-def tool_env(project: Path) -> dict[str, str]:
-    """Environment for Snakemake/DVC subprocesses: the venv's tools, the package, no telemetry."""
-    env = dict(os.environ)
-    bin_dirs = [str(VENV_BIN)]
-    if not (VENV_BIN / "jointseg").exists():  # package not pip-installed: a shim on PATH
-        shim_dir = project / ".test-bin"
-        shim_dir.mkdir(exist_ok=True)
-        shim = shim_dir / "jointseg"
-        shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m jointseg.cli \"$@\"\n")
-        shim.chmod(0o755)
-        bin_dirs.insert(0, str(shim_dir))
-    env["PATH"] = os.pathsep.join(bin_dirs + [env.get("PATH", "")])
-    package = project / "pipeline_src" if (project / "pipeline_src").is_dir() else ROOT / "pipeline_src"
-    env["PYTHONPATH"] = os.pathsep.join([str(package)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1",
-               GIT_PYTHON_REFRESH="quiet", PYTHONHASHSEED="0")
-    env.pop("MLFLOW_TRACKING_URI", None)  # each project copy keeps its own mlflow.db
-    return env
-
-
-def run(cmd: list[str], cwd: Path, timeout: float = 1500, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in ``cwd`` with :func:`tool_env`; on failure show its output and logs."""
-    done = subprocess.run(cmd, cwd=cwd, env=tool_env(cwd), capture_output=True, text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        logs = "".join(f"\n--- {p}\n{p.read_text()[-3000:]}" for p in sorted((cwd / "logs").rglob("*.log")))
-        pytest.fail(f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}{logs}")
-    return done
-
-
-def snakemake(cwd: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    return run([str(VENV_BIN / "snakemake"), *args], cwd, **kw)
-
-
-def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job a ``snakemake -n`` output lists."""
-    jobs: list[tuple[str, dict[str, str]]] = []
-    for line in output.splitlines():
-        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
-        if m:
-            jobs.append((m.group(1), {}))
-            continue
-        m = re.match(r"^wildcards: (.*)$", line.strip())
-        if m and jobs:
-            jobs[-1][1].update(dict(kv.split("=", 1) for kv in m.group(1).split(", ")))
-    return jobs
-
-
-def job_counts(output: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for rule, _ in planned_jobs(output):
-        counts[rule] = counts.get(rule, 0) + 1
-    return counts
-
-
-_DEMO: dict[str, Path] = {}
-
-
-def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project copy where the (quick) demo study has run to completion; run once per session."""
-    if "path" not in _DEMO:
-        project = project_copy(tmp_path_factory.mktemp("demo"), train=QUICK_TRAIN)
-        start = time.monotonic()
-        snakemake(project, "--cores", "all", "--resources", "gpu=1")
-        print(f"\nend-to-end demo workflow (quick config): {time.monotonic() - start:.0f} s")
-        _DEMO["path"] = project
-    return _DEMO["path"]
-
-
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory) -> Path:
-    return demo_project(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +56,7 @@ def test_demo_dry_run_lists_every_job(workdir):
     counts = job_counts(out)
     runs = len(DEMO_DATASETS) * len(DEMO_VARIANTS)
     assert counts == {"download": 2, "prepare": 2, **{r: runs for r in RUN_RULES},
-                      "aggregate": 1, "headline_metrics": 1, "provenance": 1, "all": 1}
+                      "aggregate": 1, "headline_metrics": 1, "provenance": 1, "test_metrics_to_mlflow": 1, "all": 1}
     trained = {(w["dataset"], w["variant"], w["seed"]) for r, w in planned_jobs(out) if r == "train"}
     assert trained == {(d, v, "0") for d in DEMO_DATASETS for v in DEMO_VARIANTS}
     effective = yaml.safe_load((workdir / "results" / "demo" / ".pipeline" / "config.yaml").read_text())
@@ -202,7 +96,7 @@ def test_paper_dry_run_lists_every_job(workdir):
     runs = len(paper["datasets"]) * (len(paper["variants"]) + len(paper["baselines"])) * len(paper["seeds"])
     assert runs == 42
     assert job_counts(out) == {"download": 2, "prepare": 2, **{r: runs for r in RUN_RULES},
-                               "aggregate": 1, "headline_metrics": 1, "provenance": 1, "all": 1}
+                               "aggregate": 1, "headline_metrics": 1, "provenance": 1, "test_metrics_to_mlflow": 1, "all": 1}
     # --configfile replaces the default config: no demo data set sneaks in.
     assert not any(w.get("dataset", "").startswith("demo") for _, w in planned_jobs(out))
     assert {w["variant"] for r, w in planned_jobs(out) if r == "train"} == {*paper["variants"], "unet"}
@@ -260,9 +154,20 @@ def test_demo_study_end_to_end(demo):
     assert len(provenance["runs"]) == 8
     for rule in ("download", "prepare", "train", "predict", "evaluate", "aggregate"):
         assert list((demo / "benchmarks" / rule).rglob("*.tsv")), f"no benchmark for {rule}"
-    # MLflow parent run: opened on start, closed on success; its id file is no rule input.
-    assert (demo / "results" / ".mlflow_parent_run").is_file()
-    assert (demo / "mlflow.db").is_file()
+    # MLflow: the invocation's parent run is FINISHED and every training is nested under it,
+    # with its test scores (named as in summary.csv) and no Snakemake marker as an artifact.
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["jointseg-demo"],
+                              tracking_uri=f"sqlite:///{demo / 'mlflow.db'}", output_format="list")
+    parents = [r for r in runs if r.data.tags.get("jointseg.kind") == "pipeline"]
+    children = [r for r in runs if r.data.tags.get("jointseg.kind") == "training"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 8
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert 0 <= child.data.metrics["test_dice_mean"] <= 1
 
 
 @pytest.mark.slow
@@ -278,14 +183,15 @@ def test_changing_one_variant_reruns_only_that_variant(demo):
     jobs = planned_jobs(done.stdout)
     per_run = {(r, w["dataset"], w["variant"]) for r, w in jobs if "variant" in w}
     assert per_run == {(r, d, "self") for r in RUN_RULES for d in DEMO_DATASETS}
-    assert {r for r, w in jobs if "variant" not in w} == {"aggregate", "headline_metrics", "provenance", "all"}
+    assert {r for r, w in jobs if "variant" not in w} == {"aggregate", "headline_metrics", "provenance",
+                                                         "test_metrics_to_mlflow", "all"}
     # Editing the YAML works the same way (and the effective config is no input:
     # the dry run above rewrote it without making anything stale).
     config_path = demo / "config" / "config.yaml"
     original = config_path.read_text()
     try:
         config = yaml.safe_load(original)
-        config["variant_overrides"] = {"joint": {"model": {"attention_options": {"heads": 2}}}}
+        config["variant_overrides"] = {"joint": {"model": {"attention_options": {"chunk": 256}}}}
         config_path.write_text(yaml.safe_dump(config))
         jobs = planned_jobs(snakemake(demo, "-n", timeout=300).stdout)
         assert {w["variant"] for r, w in jobs if r == "train"} == {"joint"}

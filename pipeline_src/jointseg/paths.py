@@ -4,6 +4,7 @@ Layout (``results`` is the study's results root, ``data_dir`` the data root)::
 
     <data_dir>/raw/<dataset>/                       fetched archives, extracted files
     <data_dir>/prepared/<dataset>/manifest.json     arrays, splits, test/{images,labels}
+    <results_dir>/<study>/ = <results>             one study
     <results>/<dataset>/<variant>/seed<k>/           one training run
     <results>/summary/                              tables, statistics, figures, report
 
@@ -56,9 +57,17 @@ def find_case_file(folder: str | Path, case: str, suffixes: tuple[str, ...] = KN
     return None
 
 
-def run_dir(results: str | Path, dataset: str, variant: str, seed: int) -> Path:
-    """``<results>/<dataset>/<variant>/seed<k>``: the folder of one training run."""
-    return Path(results) / dataset / variant / f"seed{int(seed)}"
+def study_dir(results_dir: str | Path, study: str) -> Path:
+    """``<results_dir>/<study>``: everything one study writes (runs, summary, bookkeeping)."""
+    return Path(results_dir) / study
+
+
+def run_dir(results: str | Path, dataset: str, variant: str, seed: int | str) -> Path:
+    """``<results>/<dataset>/<variant>/seed<k>``: the folder of one training run.
+
+    ``seed`` may be the Snakemake wildcard ``"{seed}"``: the rules build their patterns here too.
+    """
+    return Path(results) / dataset / variant / f"seed{seed}"
 
 
 def summary_dir(results: str | Path) -> Path:

@@ -4,6 +4,7 @@
 # package's schema) before any job runs; a wrong key or type ends the run with
 # one line naming the file, the key and the problem.
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import update_config
 
+from jointseg import paths
 from jointseg.config import resolve_run, run_names, validate_config
 from jointseg.io_utils import UserError, atomic_write_text
 
@@ -21,7 +23,6 @@ DEFAULT_CONFIG = "config/config.yaml"
 # the default file is loaded only when none is given on the command line.
 if not workflow.overwrite_configfiles:
     workflow.configfile(DEFAULT_CONFIG)
-
 
 
 def _typed(value):
@@ -38,13 +39,15 @@ def _typed(value):
         return [_typed(v) for v in value]
     if not isinstance(value, str):
         return value
-    if any(c.isdigit() for c in value):  # not "nan"/"inf": those stay strings
+    if any(c.isdigit() for c in value):  # words such as nan or inf stay strings
         for parse in (int, float):
             try:
                 return parse(value)
             except ValueError:
                 pass
-    return {"true": True, "false": False, "null": None, "~": None}.get(value.lower(), value)
+    return {"true": True, "false": False, "null": None, "~": None}.get(
+        value.lower(), value
+    )
 
 
 # Only the command line's --config entries are retyped: `overwrite_config`
@@ -54,7 +57,9 @@ _CLI_CONFIG = dict(workflow.config_settings.config)
 if _CLI_CONFIG:
     update_config(config, _typed(_CLI_CONFIG))
 
-CONFIG_SOURCE = ", ".join(str(p) for p in (workflow.overwrite_configfiles or [DEFAULT_CONFIG]))
+CONFIG_SOURCE = ", ".join(
+    str(p) for p in (workflow.overwrite_configfiles or [DEFAULT_CONFIG])
+)
 if _CLI_CONFIG:
     CONFIG_SOURCE += " (+ --config overrides)"
 
@@ -71,17 +76,45 @@ RUNS = run_names(config)  # attention variants, then baselines
 SEEDS = [int(s) for s in config["seeds"]]
 DATA = config["data_dir"].rstrip("/")
 # Each study owns results/<study>/: running the paper study touches nothing of the demo's.
-RESULTS = config["results_dir"].rstrip("/") + "/" + config["study"]
-RUN_DIR = RESULTS + "/{dataset}/{variant}/seed{seed}"
-SUMMARY = RESULTS + "/summary"
-PREPARED = DATA + "/prepared/{dataset}"
-RAW = DATA + "/raw/{dataset}"
+# jointseg.paths owns the layout; the rules only name files inside its folders.
+RESULTS = str(paths.study_dir(config["results_dir"], config["study"]))
+SUMMARY = str(paths.summary_dir(RESULTS))
+
+
+def run_file(name: str) -> str:
+    """File ``name`` of one training run, with {dataset}, {variant} and {seed} wildcards."""
+    return str(paths.run_dir(RESULTS, "{dataset}", "{variant}", "{seed}") / name)
+
+
+def prepared_file(name: str) -> str:
+    """File ``name`` of a prepared data set, with the {dataset} wildcard."""
+    return str(paths.prepared_dir(DATA, "{dataset}") / name)
+
+
+def raw_file(name: str) -> str:
+    """File ``name`` of a raw data set folder, with the {dataset} wildcard."""
+    return str(paths.raw_dir(DATA, "{dataset}") / name)
+
+
+def summary_file(name: str) -> str:
+    """File ``name`` of the study's summary."""
+    return str(paths.summary_dir(RESULTS) / name)
+
+
+def pipeline_file(name: str) -> str:
+    """Bookkeeping file ``name`` of the study (results/<study>/.pipeline/)."""
+    return str(
+        paths.study_dir(config["results_dir"], config["study"]) / ".pipeline" / name
+    )
+
+
 REPORT_DIR = Path(workflow.basedir) / "workflow" / "report"
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 PYTHON = shlex.quote(sys.executable)
 # Rules call the package through the interpreter that runs Snakemake, so
 # PATH does not matter (a bare `jointseg` may be missing or another install).
 JOINTSEG = f"{PYTHON} -m jointseg"
+
 
 # Tiny or network-bound jobs run in the main process's machine, never as
 # cluster jobs (compute nodes often have no internet; a Slurm job per
@@ -93,6 +126,7 @@ localrules:
     resolve,
     headline_metrics,
     provenance,
+    test_metrics_to_mlflow,
 
 
 wildcard_constraints:
@@ -100,18 +134,19 @@ wildcard_constraints:
     variant="|".join(RUNS),
     seed=r"\d+",
 
+
 # The checkpoint that predicts the test set and draws the figures
 # (predict.checkpoint: `final`, or `best` on validation Dice).
-EVAL_CHECKPOINT = RUN_DIR + "/checkpoints/" + config["predict"]["checkpoint"] + ".pt"
+EVAL_CHECKPOINT = run_file(f"checkpoints/{config['predict']['checkpoint']}.pt")
 
 # --- the effective config --------------------------------------------------
 # `jointseg` commands take a config *file*; the one Snakemake uses may carry
 # --config overrides, so the main process writes the validated, defaults-filled
-# config here and every command reads it. It is deliberately *not* a rule input:
+# config here and every command reads it. It is deliberately no input of any rule:
 # a change in one variant's settings must rerun only that variant (the resolve
 # rule's params carry each run's own settings), and rewriting it never makes
 # anything rerun.
-EFFECTIVE_CONFIG = f"{RESULTS}/.pipeline/config.yaml"
+EFFECTIVE_CONFIG = pipeline_file("config.yaml")
 
 
 def _write_effective_config() -> None:
@@ -147,19 +182,26 @@ TRAIN_THREADS = int(config["train"].get("threads") or 8)  # scaled down to --cor
 # On a machine with several GPUs, each concurrent GPU job gets its own device:
 # Snakemake only counts the `gpu` resource, it does not pin devices. Under
 # Slurm the wrapper leaves CUDA_VISIBLE_DEVICES (set by Slurm) alone.
-GPU_WRAP = f"{PYTHON} {shlex.quote(str(SCRIPTS / 'gpu_slot.py'))} --gpus {GPUS} --" if GPUS else ""
+GPU_WRAP = (
+    f"{PYTHON} {shlex.quote(str(SCRIPTS / 'gpu_slot.py'))} --gpus {GPUS} --"
+    if GPUS
+    else ""
+)
 
 
 def run_settings(wildcards) -> str:
     """The resolved settings of one training run, as canonical JSON (a rule param)."""
-    settings = resolve_run(config, wildcards.dataset, wildcards.variant, int(wildcards.seed))
+    settings = resolve_run(
+        config, wildcards.dataset, wildcards.variant, int(wildcards.seed)
+    )
     return json.dumps(settings, sort_keys=True)
 
 
 def dataset_settings(wildcards) -> str:
     """One data set's config entry plus the global keys preparing it depends on."""
     return json.dumps(
-        {"dataset": config["datasets"][wildcards.dataset], "data_dir": DATA}, sort_keys=True
+        {"dataset": config["datasets"][wildcards.dataset], "data_dir": DATA},
+        sort_keys=True,
     )
 
 
@@ -179,7 +221,6 @@ def all_runs(pattern: str) -> list[str]:
 # start marks the run KILLED and moves its children under the new parent.
 # MLflow is a view of the results: a tracking failure is one warning line,
 # never a failed study. JOINTSEG_MLFLOW=0 switches it off.
-import os
 import subprocess
 
 MLFLOW_PARENT_ENV = "JOINTSEG_MLFLOW_PARENT"
@@ -194,7 +235,9 @@ def _track(*args: str) -> str | None:
     if os.environ.get("JOINTSEG_MLFLOW", "1").strip().lower() in MLFLOW_OFF:
         return None
     cmd = [sys.executable, "-m", "jointseg", "track", *args]
-    cmd += ["--config", EFFECTIVE_CONFIG] + (["--study-dir", RESULTS] if args[0] == "start" else [])
+    cmd += ["--config", EFFECTIVE_CONFIG] + (
+        ["--study-dir", RESULTS] if args[0] == "start" else []
+    )
     try:
         Path(MLFLOW_LOG).parent.mkdir(parents=True, exist_ok=True)
         with open(MLFLOW_LOG, "a") as log:

@@ -5,8 +5,16 @@
 rule download:
     output:
         # download.py writes this marker last: its presence means the folder is complete.
-        RAW + "/.complete.json",
+        raw_file(".complete.json"),
+    log:
+        "logs/download/{dataset}.log",
+    benchmark:
+        "benchmarks/download/{dataset}.tsv"
+    conda:
+        "../envs/jointseg.yaml"
     params:
+        jointseg=JOINTSEG,
+        config=EFFECTIVE_CONFIG,
         # Changing a data set's sources (URL, checksum) re-fetches only that data set.
         sources=lambda wc: json.dumps(
             {
@@ -15,29 +23,33 @@ rule download:
             },
             sort_keys=True,
         ),
-        out=RAW,
-    log:
-        "logs/download/{dataset}.log",
-    benchmark:
-        "benchmarks/download/{dataset}.tsv"
+        out=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "{JOINTSEG} download {wildcards.dataset} --config {EFFECTIVE_CONFIG}"
+        "{params.jointseg} download {wildcards.dataset} --config {params.config}"
         " --out {params.out} > {log} 2>&1"
 
 
 rule raw:
     """Every data set's raw files (the DVC `download` stage's target)."""
     input:
-        expand(RAW + "/.complete.json", dataset=DATASETS),
+        expand(raw_file(".complete.json"), dataset=DATASETS),
 
 
 rule prepare:
     input:
-        RAW + "/.complete.json",
+        raw_file(".complete.json"),
     output:
-        manifest=PREPARED + "/manifest.json",
-        splits=PREPARED + "/splits.json",
+        manifest=prepared_file("manifest.json"),
+        splits=prepared_file("splits.json"),
+    log:
+        "logs/prepare/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare/{dataset}.tsv"
+    conda:
+        "../envs/jointseg.yaml"
     params:
+        jointseg=JOINTSEG,
+        config=EFFECTIVE_CONFIG,
         # Only what preprocessing depends on (not the data set's model/train overrides).
         settings=lambda wc: json.dumps(
             {
@@ -47,12 +59,8 @@ rule prepare:
             },
             sort_keys=True,
         ),
-        raw=RAW,
-        out=PREPARED,
-    log:
-        "logs/prepare/{dataset}.log",
-    benchmark:
-        "benchmarks/prepare/{dataset}.tsv"
+        raw=lambda wc, input: os.path.dirname(input[0]),
+        out=lambda wc, output: os.path.dirname(output.manifest),
     shell:
-        "{JOINTSEG} prepare {wildcards.dataset} --config {EFFECTIVE_CONFIG}"
+        "{params.jointseg} prepare {wildcards.dataset} --config {params.config}"
         " --raw {params.raw} --out {params.out} > {log} 2>&1"

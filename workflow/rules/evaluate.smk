@@ -3,18 +3,43 @@
 
 rule evaluate:
     input:
-        predictions=RUN_DIR + "/predictions",
-        manifest=PREPARED + "/manifest.json",
+        predictions=run_file("predictions"),
+        manifest=prepared_file("manifest.json"),
     output:
-        RUN_DIR + "/metrics.csv",
-    params:
-        references=PREPARED + "/test/labels",
+        run_file("metrics.csv"),
     log:
         "logs/evaluate/{dataset}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/evaluate/{dataset}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/jointseg.yaml"
+    params:
+        jointseg=JOINTSEG,
+        references=prepared_file("test/labels"),
     shell:
         # The run's identity travels in the metrics' first columns, never in paths.
-        "{JOINTSEG} evaluate --pred {input.predictions} --ref {params.references}"
+        "{params.jointseg} evaluate --pred {input.predictions} --ref {params.references}"
         " --manifest {input.manifest} --dataset {wildcards.dataset} --variant {wildcards.variant}"
         " --seed {wildcards.seed} --out {output} --quiet > {log} 2>&1"
+
+
+rule test_metrics_to_mlflow:
+    """Every run's test metrics onto its MLflow child run (one process for the study).
+
+    MLflow is a view of metrics.csv: a tracking failure is a warning (exit 0), and
+    the marker below only records that this set of metrics files was offered.
+    """
+    input:
+        all_runs(run_file("metrics.csv")),
+    output:
+        pipeline_file("mlflow_test_metrics.done"),
+    log:
+        "logs/evaluate/test_metrics_to_mlflow.log",
+    conda:
+        "../envs/jointseg.yaml"
+    params:
+        jointseg=JOINTSEG,
+        config=EFFECTIVE_CONFIG,
+    shell:
+        "{params.jointseg} track metrics --metrics {input} --config {params.config} > {log} 2>&1"
+        " && touch {output}"

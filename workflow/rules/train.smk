@@ -10,64 +10,74 @@ rule resolve:
     the new run_config.json reruns their chain, and nothing else reruns.
     """
     output:
-        RUN_DIR + "/run_config.json",
-    params:
-        settings=run_settings,
+        run_file("run_config.json"),
     log:
         "logs/resolve/{dataset}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/resolve/{dataset}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/jointseg.yaml"
+    params:
+        jointseg=JOINTSEG,
+        config=EFFECTIVE_CONFIG,
+        settings=run_settings,
     shell:
-        "{JOINTSEG} resolve --config {EFFECTIVE_CONFIG} --dataset {wildcards.dataset}"
+        "{params.jointseg} resolve --config {params.config} --dataset {wildcards.dataset}"
         " --variant {wildcards.variant} --seed {wildcards.seed} --out {output} > {log} 2>&1"
 
 
 rule train:
     input:
-        run_config=RUN_DIR + "/run_config.json",
-        manifest=PREPARED + "/manifest.json",
-        splits=PREPARED + "/splits.json",
+        run_config=run_file("run_config.json"),
+        manifest=prepared_file("manifest.json"),
+        splits=prepared_file("splits.json"),
     output:
         # checkpoints/latest.pt is deliberately not an output: Snakemake would
         # delete it before a rerun, and it is what an interrupted job resumes from.
-        final=RUN_DIR + "/checkpoints/final.pt",
-        best=RUN_DIR + "/checkpoints/best.pt",
-        history=RUN_DIR + "/history.csv",
-    params:
-        out=RUN_DIR,
-        gpu_wrap=GPU_WRAP,
-    threads: TRAIN_THREADS
-    resources:
-        **TRAIN_RESOURCES,
+        final=run_file("checkpoints/final.pt"),
+        best=run_file("checkpoints/best.pt"),
+        history=run_file("history.csv"),
     log:
         "logs/train/{dataset}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{dataset}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/jointseg.yaml"
+    threads: TRAIN_THREADS
+    resources:
+        **TRAIN_RESOURCES,
+    params:
+        jointseg=JOINTSEG,
+        out=lambda wc, output: os.path.dirname(output.history),
+        gpu_wrap=GPU_WRAP,
     shell:
-        "{params.gpu_wrap} {JOINTSEG} train --run-config {input.run_config}"
+        "{params.gpu_wrap} {params.jointseg} train --run-config {input.run_config}"
         " --out {params.out} > {log} 2>&1"
 
 
 rule predict:
     input:
         checkpoint=EVAL_CHECKPOINT,
-        manifest=PREPARED + "/manifest.json",
+        manifest=prepared_file("manifest.json"),
     output:
-        directory(RUN_DIR + "/predictions"),
+        directory(run_file("predictions")),
+    log:
+        "logs/predict/{dataset}/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/predict/{dataset}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/jointseg.yaml"
+    threads: TRAIN_THREADS
+    resources:
+        **PREDICT_RESOURCES,
     params:
-        images=PREPARED + "/test/images",
+        jointseg=JOINTSEG,
+        images=prepared_file("test/images"),
         options=lambda wc: " ".join(
             (["--probabilities"] if config["predict"]["probabilities"] else [])
             + ["--overlap", str(config["predict"]["overlap"])]
         ),
         gpu_wrap=GPU_WRAP,
-    threads: TRAIN_THREADS
-    resources:
-        **PREDICT_RESOURCES,
-    log:
-        "logs/predict/{dataset}/{variant}/seed{seed}.log",
-    benchmark:
-        "benchmarks/predict/{dataset}/{variant}/seed{seed}.tsv"
     shell:
-        "{params.gpu_wrap} {JOINTSEG} predict --checkpoint {input.checkpoint}"
+        "{params.gpu_wrap} {params.jointseg} predict --checkpoint {input.checkpoint}"
         " --input {params.images} --out {output} {params.options} > {log} 2>&1"

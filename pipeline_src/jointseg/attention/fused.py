@@ -109,13 +109,28 @@ def _parts(plan: _Plan, rel, branch: int, a0: int, rows: int) -> list:
     return parts
 
 
-def _branch_logits(plan: _Plan, base: Tensor | None, rel, n: int, branch: int, a0: int, rows: int):
+def _product(z: Tensor, win: Tensor, scratch: dict | None) -> Tensor:
+    """z @ win^T -> (G, N*W, R*(2W-1)); into ``scratch``'s buffer when given (no autograd then).
+
+    Reusing one buffer spares a fresh, page-faulting allocation per chunk and term.
+    """
+    if scratch is None:
+        return torch.bmm(z, win.transpose(1, 2))
+    shape = (z.shape[0], z.shape[1], win.shape[1])
+    size = shape[0] * shape[1] * shape[2]
+    if scratch.get("partial") is None or scratch["partial"].numel() < size:
+        scratch["partial"] = z.new_empty(size)
+    return torch.bmm(z, win.transpose(1, 2), out=scratch["partial"][:size].view(shape))
+
+
+def _branch_logits(plan: _Plan, base: Tensor | None, rel, n: int, branch: int, a0: int, rows: int,
+                   scratch: dict | None = None):
     """Logits (N, rows*W, L) of ``branch`` for query rows a0..a0+rows-1, and each term's parts."""
     height, width = plan.size
     logits = None if base is None else base.view(n, rows, width, height, width)
     parts = _parts(plan, rel, branch, a0, rows)
     for t, _, z, win, _ in parts:
-        partial = torch.bmm(z, win.transpose(1, 2)).view(z.shape[0], n, width, -1)
+        partial = _product(z, win, scratch).view(z.shape[0], n, width, -1)
         view = _skew(partial, plan.terms[t][1], plan.size, rows)
         logits = view.contiguous() if logits is None else logits + view  # base first: a contiguous sum
     if not parts:  # content only
@@ -127,11 +142,14 @@ def _content(plan: _Plan, q: Tensor | None, k: Tensor | None, queries: slice) ->
     return None if q is None else torch.matmul(q[:, queries] * plan.scale, k.transpose(1, 2))
 
 
-def _relative_backward(ds: Tensor, part, plan: _Plan, rows: int, drel: list) -> None:
+def _relative_backward(ds: Tensor, part, plan: _Plan, rows: int, drel: list, buffers: dict) -> None:
     """Add one term's share of dlogits ``ds`` (N, q, L) to its feature and weight gradients."""
     t, rows_of, z, win, grid_rows = part
     n, height, width = ds.shape[0], *plan.size
-    dpartial = ds.new_zeros(z.shape[0], n, width, win.shape[1])
+    shape = (z.shape[0], n, width, win.shape[1])
+    if (t, shape) not in buffers:  # every chunk writes the same skewed entries: the rest stays zero
+        buffers[t, shape] = ds.new_zeros(shape)
+    dpartial = buffers[t, shape]
     _skew(dpartial, plan.terms[t][1], plan.size, rows).copy_(ds.view(n, rows, width, height, width))
     dpartial = dpartial.flatten(1, 2)  # (G, N*W, R*(2W-1))
     dz, dweight = drel[2 * t], drel[2 * t + 1]
@@ -155,11 +173,11 @@ class _FusedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan: _Plan, q, k, v, *rel):
         n, branches = v.shape[:2]
-        out, kept = torch.empty_like(v), []
+        out, kept, scratch = torch.empty_like(v), [], {}
         for a0, rows, queries in _chunks(plan):
             base = _content(plan, q, k, queries)
             for b in range(branches):
-                p = torch.softmax(_branch_logits(plan, base, rel, n, b, a0, rows)[0], dim=-1)
+                p = torch.softmax(_branch_logits(plan, base, rel, n, b, a0, rows, scratch)[0], dim=-1)
                 out[:, b, queries] = torch.bmm(p, v[:, b])
                 if plan.keep:
                     kept.append(p)
@@ -180,6 +198,7 @@ class _FusedAttention(torch.autograd.Function):
         # dlogits = p * (dout . v_j - dout . out_i): the row constant rides in the matmul as one more channel
         dout_aug = torch.cat([dout, -(dout * out).sum(-1, keepdim=True)], dim=-1)
         v_aug = torch.cat([v, v.new_ones(v.shape[:-1] + (1,))], dim=-1).transpose(2, 3)
+        buffers: dict = {}
         for a0, rows, queries in _chunks(plan):
             base = None if plan.keep else _content(plan, q, k, queries)
             ds_content = None
@@ -187,7 +206,7 @@ class _FusedAttention(torch.autograd.Function):
                 if plan.keep:
                     p, parts = next(kept), _parts(plan, rel, b, a0, rows)
                 else:
-                    s, parts = _branch_logits(plan, base, rel, n, b, a0, rows)
+                    s, parts = _branch_logits(plan, base, rel, n, b, a0, rows, buffers)
                     p = torch.softmax(s, dim=-1)
                     del s
                 if dv is not None:
@@ -195,7 +214,7 @@ class _FusedAttention(torch.autograd.Function):
                 ds = torch.bmm(dout_aug[:, b, queries], v_aug[:, b]).mul_(p)
                 del p
                 for part in parts:
-                    _relative_backward(ds, part, plan, rows, drel)
+                    _relative_backward(ds, part, plan, rows, drel, buffers)
                 if q is not None:
                     ds_content = ds if ds_content is None else ds_content.add_(ds)
             if dq is not None:

@@ -217,7 +217,7 @@ def _log_final(run: Run, tracker) -> None:
     tracker.log_artifact(run.ckpt_dir / "final.pt", "checkpoints")
     example = np.zeros((1, run.model_kwargs["in_channels"], *run.model_kwargs["input_size"]), np.float32)
     model = run.model.eval()
-    if run.device.type != "cpu":
+    if run.device.type != "cpu" or run.precision.channels_last:  # log the plain NCHW CPU model
         model = model.to(memory_format=torch.contiguous_format).cpu()
     tracker.log_model(model, example)
     tracker.set_tags({"best_step": str(state.best_step)})
