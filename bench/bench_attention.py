@@ -51,6 +51,7 @@ def direct_forward(module, x, table):
     """The block computed directly with its own parameters; ``table`` = relative_index(size).T."""
     import torch
     import torch.nn.functional as F
+
     from jointseg.attention import ParallelAttention, PSABlock
 
     if isinstance(module, ParallelAttention):
@@ -58,6 +59,8 @@ def direct_forward(module, x, table):
     n, _, h, w = x.shape
     length = h * w
     index = table.expand(n, length, length)
+    xt = x.flatten(2).transpose(1, 2)  # 1x1 convs as matmuls over positions, as the blocks do
+    linear = lambda conv, t: F.linear(t, conv.weight.flatten(1), conv.bias)  # noqa: E731
 
     def relative(pred, z, branch):  # (N, L, L) [query i, key j]
         fmap = F.conv2d(pred.hidden(z), pred.weight[:, :, None, None]).flatten(2)  # (N, M, L): F at each position
@@ -73,23 +76,28 @@ def direct_forward(module, x, table):
         return module.fuse(torch.cat([x, module.proj(torch.cat(outs, 1).view(n, -1, h, w))], 1))
     e1 = None
     if "E1" in module.terms:
-        e1 = torch.matmul(module.query(x).flatten(2).transpose(1, 2), module.key(x).flatten(2)) * module.e1_factor
-    value = module.value(x).view(n, len(module.branches), -1, length)
+        e1 = torch.matmul(linear(module.query, xt), linear(module.key, xt).transpose(1, 2)) * module.e1_factor
+    value = linear(module.value, xt).unflatten(-1, (len(module.branches), -1)).permute(0, 2, 3, 1)  # (N,B,Cv,L)
     outs = []
     for b, branch in enumerate(module.branches):
-        terms = [t for t in (e1, relative(module.predictors[branch], x, branch) if "E2" in module.terms else None)
-                 if t is not None]
+        terms = [
+            t
+            for t in (e1, relative(module.predictors[branch], x, branch) if "E2" in module.terms else None)
+            if t is not None
+        ]
         if module.combine == "joint":
             p = torch.softmax(sum(terms), dim=-1)
         else:
             p = sum(torch.softmax(t, dim=-1) for t in terms) / len(terms)
         outs.append(torch.matmul(value[:, b], p.transpose(1, 2)))
-    return x + module.out_norm(module.out(torch.cat(outs, 1).view(n, -1, h, w)))
+    agg = linear(module.out, torch.cat(outs, 1).transpose(1, 2))  # (N, L, C)
+    return x + module.out_norm(agg.transpose(1, 2).view(n, -1, h, w))
 
 
 def build_case(case: str, channels: int, side: int, batch: int, dtype=None):
     """(module, input, step) of ``variant[/direct][:option=value...]`` or ``monai_sablock[_flash]``."""
     import torch
+
     from jointseg.attention import build
     from jointseg.attention.psamask import relative_index
 
@@ -146,6 +154,7 @@ def worker_attention(case: str, side: int, channels: int, batch: int, runs: int,
 def check(channels: int = 8, side: int = 5) -> None:
     """Assert that the direct implementation equals the slow reference (float64) for every variant."""
     import torch
+
     from jointseg.attention.psamask import relative_index
     from jointseg.attention.reference import reference_forward
 
@@ -166,8 +175,13 @@ def run_worker(payload: dict) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
     if payload.get("measure") == "memory":
         env.update(MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(payload)], env=env,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(payload)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else f"rc {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -200,9 +214,11 @@ def _load() -> str:
 
 
 def attention_table(sides: list[int], channels: int, batch: int, runs: int, repeat: int, cases: list[str]) -> None:
-    print(f"C = {channels}, batch {batch}, {THREADS} threads; time = median over {repeat} round-robin passes "
-          f"of the median of {runs} forward+backward runs; peak = resident high-water mark of one "
-          f"forward+backward minus the size before it; {_load()} at the start\n")
+    print(
+        f"C = {channels}, batch {batch}, {THREADS} threads; time = median over {repeat} round-robin passes "
+        f"of the median of {runs} forward+backward runs; peak = resident high-water mark of one "
+        f"forward+backward minus the size before it; {_load()} at the start\n"
+    )
     print(_row(["L", "case", "time ms", "peak MB", "time / direct", "peak / direct", "time / MONAI"]))
     print(_row(["---"] * 2 + ["---:"] * 5))
     for side in sides:
@@ -222,6 +238,7 @@ def attention_table(sides: list[int], channels: int, batch: int, runs: int, repe
 def worker_model(attention: str, level, runs: int) -> dict:
     import torch
     import torch.nn.functional as F
+
     from jointseg.models import build_model, count_parameters
 
     torch.manual_seed(0)
@@ -244,9 +261,14 @@ def model_table(runs: int) -> None:
     print(f"small DenseUNet, 64x64, batch 4, {THREADS} threads, forward+backward+Adam, median of {runs} steps\n")
     print(_row(["attention", "level", "grid", "params", "images/s"]))
     print(_row(["---"] * 3 + ["---:"] * 2))
-    for attention, level, grid in [("none", "bottleneck", "-"), ("joint", 8, "8x8"), ("self", 8, "8x8"),
-                                   ("pointwise", 8, "8x8"), ("joint", "bottleneck", "2x2"),
-                                   ("joint", 4, "16x16")]:
+    for attention, level, grid in [
+        ("none", "bottleneck", "-"),
+        ("joint", 8, "8x8"),
+        ("self", 8, "8x8"),
+        ("pointwise", 8, "8x8"),
+        ("joint", "bottleneck", "2x2"),
+        ("joint", 4, "16x16"),
+    ]:
         r = run_worker({"kind": "model", "attention": attention, "level": level, "runs": runs})
         cells = [f"error: {r['error'][:60]}", ""] if "error" in r else [f"{r['params']:,}", f"{r['img_s']:.1f}"]
         print(_row([attention, level, grid, *cells]))
@@ -264,8 +286,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5, help="forward+backward runs per time measurement")
     parser.add_argument("--repeat", type=int, default=3, help="round-robin passes over the cases (time)")
-    parser.add_argument("--cases", nargs="+", default=CASES,
-                        help="variant[/direct][:option=json...] or monai_sablock[_flash]; default: all")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        default=CASES,
+        help="variant[/direct][:option=json...] or monai_sablock[_flash]; default: all",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per measurement")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()

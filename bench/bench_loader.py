@@ -30,10 +30,20 @@ def ensure_prepared(name: str, config: dict, work: Path) -> Path:
     raw, out = work / "raw" / name, work / "prepared" / name
     if not (out / "manifest.json").exists():
         download_dataset(name, sources_of(entry), raw, lock=ROOT / entry["lock_file"], search=[ROOT])
-        prepare(raw, out, Settings(dataset=name, format=entry["format"], size=tuple(entry["size"]),
-                                   slice_axis=entry["slice_axis"], labels=entry["labels"],
-                                   split_rule=entry["split"]["rule"], seed=entry["split"]["seed"],
-                                   fractions=tuple(entry["split"]["fractions"])))
+        prepare(
+            raw,
+            out,
+            Settings(
+                dataset=name,
+                format=entry["format"],
+                size=tuple(entry["size"]),
+                slice_axis=entry["slice_axis"],
+                labels=entry["labels"],
+                split_rule=entry["split"]["rule"],
+                seed=entry["split"]["seed"],
+                fractions=tuple(entry["split"]["fractions"]),
+            ),
+        )
     return out
 
 
@@ -57,11 +67,15 @@ def main() -> None:
             dt, dc = time.perf_counter() - t0, time.process_time() - c0
             n_img = args.batches * args.batch_size
             rows.append((name, label, args.batches / dt, n_img / dt, n_img / dc))
-    print(f"\nTrainBatches throughput, batch {args.batch_size} at 64x64, 1 process "
-          f"({os.cpu_count()} CPUs on this machine); training needs ~20 images/s\n")
+    print(
+        f"\nTrainBatches throughput, batch {args.batch_size} at 64x64, 1 process "
+        f"({os.cpu_count()} CPUs on this machine); training needs ~20 images/s\n"
+    )
     print("(images/CPU-s: images per second of this process's CPU time, robust on a busy machine)\n")
-    print(f"| {'data set':<10} | {'augment':<10} | {'batches/s':>9} | {'images/s':>8} | {'x need':>6} "
-          f"| {'images/CPU-s':>12} |")
+    print(
+        f"| {'data set':<10} | {'augment':<10} | {'batches/s':>9} | {'images/s':>8} | {'x need':>6} "
+        f"| {'images/CPU-s':>12} |"
+    )
     print(f"|{'-' * 12}|{'-' * 12}|{'-' * 11}|{'-' * 10}|{'-' * 8}|{'-' * 14}|")
     for name, label, bps, ips, ipc in rows:
         print(f"| {name:<10} | {label:<10} | {bps:9.1f} | {ips:8.1f} | {ips / 20:6.1f} | {ipc:12.1f} |")

@@ -46,13 +46,21 @@ def _peak_mb() -> float:
 def worker(arch: str, variant: str, size: int, batch: int, steps: int, loss: str, threads: int) -> dict:
     """Build the model, time one first step and ``steps`` more; return the figures."""
     import torch
-    from jointseg.losses import build_loss
+
     from jointseg.models import build_model, count_parameters
+    from jointseg.training.losses import build_loss
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model(arch, "paper", in_channels=3, num_classes=2, attention=variant,
-                        attention_level="bottleneck", input_size=(size, size))
+    model = build_model(
+        arch,
+        "paper",
+        in_channels=3,
+        num_classes=2,
+        attention=variant,
+        attention_level="bottleneck",
+        input_size=(size, size),
+    )
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99))
     loss_fn = build_loss(loss)
@@ -70,16 +78,26 @@ def worker(arch: str, variant: str, size: int, batch: int, steps: int, loss: str
     first = step()[0]
     rise = _peak_mb() - base
     times = [step() for _ in range(steps)]
-    return {"params": count_parameters(model), "first_s": first,
-            "step_s": statistics.median(t for t, _ in times), "cpu_s": statistics.median(c for _, c in times),
-            "peak_mb": _peak_mb(), "rise_mb": rise}
+    return {
+        "params": count_parameters(model),
+        "first_s": first,
+        "step_s": statistics.median(t for t, _ in times),
+        "cpu_s": statistics.median(c for _, c in times),
+        "peak_mb": _peak_mb(),
+        "rise_mb": rise,
+    }
 
 
 def run_worker(payload: dict, threads: int) -> dict:
     """Run :func:`worker` in a fresh interpreter with ``threads`` OpenMP/MKL threads."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(payload)], env=env,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(payload)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -100,19 +118,35 @@ def main() -> None:
         print(json.dumps(worker(**json.loads(args.worker))))
         return
     runs = [("denseunet", v) for v in args.variants] + [(b, "none") for b in args.baselines]
-    print(f"\n### paper preset, one training step on CPU: {args.size}x{args.size}, batch {args.batch}, "
-          f"{args.threads} threads, {args.loss} loss + Adam, attention at the bottleneck\n")
-    print(f"| arch | attention | parameters | first step s | s / step (median of {args.steps}) | "
-          "CPU s / step | peak RSS MB | RSS rise in first step MB |")
+    print(
+        f"\n### paper preset, one training step on CPU: {args.size}x{args.size}, batch {args.batch}, "
+        f"{args.threads} threads, {args.loss} loss + Adam, attention at the bottleneck\n"
+    )
+    print(
+        f"| arch | attention | parameters | first step s | s / step (median of {args.steps}) | "
+        "CPU s / step | peak RSS MB | RSS rise in first step MB |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for arch, variant in runs:
-        r = run_worker({"arch": arch, "variant": variant, "size": args.size, "batch": args.batch,
-                        "steps": args.steps, "loss": args.loss, "threads": args.threads}, args.threads)
+        r = run_worker(
+            {
+                "arch": arch,
+                "variant": variant,
+                "size": args.size,
+                "batch": args.batch,
+                "steps": args.steps,
+                "loss": args.loss,
+                "threads": args.threads,
+            },
+            args.threads,
+        )
         if "error" in r:
             print(f"| {arch} | {variant} | error: {r['error'][:80]} | | | | | |")
         else:
-            print(f"| {arch} | {variant} | {r['params'] / 1e6:.2f} M | {r['first_s']:.2f} | "
-                  f"{r['step_s']:.2f} | {r['cpu_s']:.2f} | {r['peak_mb']:.0f} | {r['rise_mb']:.0f} |")
+            print(
+                f"| {arch} | {variant} | {r['params'] / 1e6:.2f} M | {r['first_s']:.2f} | "
+                f"{r['step_s']:.2f} | {r['cpu_s']:.2f} | {r['peak_mb']:.0f} | {r['rise_mb']:.0f} |"
+            )
         sys.stdout.flush()
 
 

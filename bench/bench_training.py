@@ -48,9 +48,15 @@ ADAM = {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0}  # the recipe's (
 
 def make(preset: str, size: int, variant: str, device: torch.device, channels_last: bool = False):
     """(model, optimiser, loss) of a training run; attention where the configs put it."""
-    model = build_model(arch="denseunet", preset=preset, in_channels=3, num_classes=2, attention=variant,
-                        attention_level="bottleneck" if preset == "paper" else 8,
-                        input_size=(size, size)).to(device)
+    model = build_model(
+        arch="denseunet",
+        preset=preset,
+        in_channels=3,
+        num_classes=2,
+        attention=variant,
+        attention_level="bottleneck" if preset == "paper" else 8,
+        input_size=(size, size),
+    ).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, build_optimizer(model, ADAM, device), build_loss("ce_dice")
@@ -145,15 +151,19 @@ def cpu_part(args) -> None:
     with runtime_settings(args.threads, deterministic=True, device=dev):
         rows, flops, params = cpu_rows(args, x, y)
         peak = matmul_peak(args.matmul_n, dev)
-    print(f"\n### CPU training: {args.preset} DenseUNet, {args.variant} attention, {args.size}x{args.size}, "
-          f"batch {args.batch}, {args.threads} threads, {params / 1e6:.2f} M parameters; "
-          f"{flops / 1e9:.3f} GFLOP / step (fwd+bwd); fp32 matmul peak ({args.matmul_n}^3 torch.mm) "
-          f"{peak / 1e9:.1f} GFLOP/s\n")
+    print(
+        f"\n### CPU training: {args.preset} DenseUNet, {args.variant} attention, {args.size}x{args.size}, "
+        f"batch {args.batch}, {args.threads} threads, {params / 1e6:.2f} M parameters; "
+        f"{flops / 1e9:.3f} GFLOP / step (fwd+bwd); fp32 matmul peak ({args.matmul_n}^3 torch.mm) "
+        f"{peak / 1e9:.1f} GFLOP/s\n"
+    )
     print(f"| setting | s / step (median of {args.steps}) | images/s | GFLOP/s | of peak (target >= 30 %) |")
     print("|---|---:|---:|---:|---:|")
     for name, sec in rows:
-        print(f"| {name} | {sec:.4f} | {args.batch / sec:.1f} | {flops / sec / 1e9:.1f} | "
-              f"{100 * flops / sec / peak:.1f} % |")
+        print(
+            f"| {name} | {sec:.4f} | {args.batch / sec:.1f} | {flops / sec / 1e9:.1f} | "
+            f"{100 * flops / sec / peak:.1f} % |"
+        )
 
 
 def cuda_part(args) -> None:
@@ -182,8 +192,10 @@ def cuda_part(args) -> None:
         torch.cuda.empty_cache()
     peak = matmul_peak(8192, dev, torch.bfloat16)
     base = rows[0][1]
-    print(f"\n### CUDA training: paper DenseUNet, {args.variant} attention, 256x256, batch 4 "
-          f"({torch.cuda.get_device_name(0)}); {flops / 1e9:.1f} GFLOP/step; bf16 mm peak {peak / 1e12:.0f} TFLOP/s\n")
+    print(
+        f"\n### CUDA training: paper DenseUNet, {args.variant} attention, 256x256, batch 4 "
+        f"({torch.cuda.get_device_name(0)}); {flops / 1e9:.1f} GFLOP/step; bf16 mm peak {peak / 1e12:.0f} TFLOP/s\n"
+    )
     print("| setting | s/step | images/s | TFLOP/s | speed-up vs eager fp32 (target >= 1.8x) |\n|---|---|---|---|---|")
     for name, sec in rows:
         print(f"| {name} | {sec:.4f} | {batch / sec:.1f} | {flops / sec / 1e12:.1f} | {base / sec:.2f}x |")

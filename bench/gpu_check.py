@@ -68,8 +68,15 @@ def _step_time(variant: str, *, bf16: bool, channels_last: bool, compile_: bool,
     from jointseg.models import build_model
 
     dev = torch.device("cuda", 0)
-    model = build_model(arch="denseunet", preset="paper", in_channels=3, num_classes=2, attention=variant,
-                        attention_level="bottleneck", input_size=(256, 256)).to(dev)
+    model = build_model(
+        arch="denseunet",
+        preset="paper",
+        in_channels=3,
+        num_classes=2,
+        attention=variant,
+        attention_level="bottleneck",
+        input_size=(256, 256),
+    ).to(dev)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     net = torch.compile(model) if compile_ else model
@@ -130,8 +137,14 @@ def _workflow_seconds() -> tuple[float, int]:
         (work / "pipeline_src").symlink_to(ROOT / "pipeline_src")  # the demo archives' paths
         env = {**os.environ, "JOINTSEG_MLFLOW": os.environ.get("JOINTSEG_MLFLOW", "1")}
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "--resources", "gpu=1"],
-                              cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", "all", "--resources", "gpu=1"],
+            cwd=work,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         if done.returncode:
             print(done.stderr[-3000:], file=sys.stderr)
         return time.perf_counter() - t0, done.returncode
@@ -157,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         comp = _step_time("joint", bf16=True, channels_last=True, compile_=True, steps=args.steps)
         rows.append((PLAN[2][0], f"{comp * 1e3:.1f} ms", f"{fp32 / comp:.2f}x", "-"))
     none = _step_time("none", bf16=True, channels_last=True, compile_=False, steps=args.steps)
-    rows.append((PLAN[3][0], f"{none * 1e3:.1f} ms", f"joint/none {fast / none:.2f}x",
-                 "yes" if fast / none <= 1.2 else "no"))
+    rows.append(
+        (PLAN[3][0], f"{none * 1e3:.1f} ms", f"joint/none {fast / none:.2f}x", "yes" if fast / none <= 1.2 else "no")
+    )
     joint_t, sdpa_t = _attention_times(args.steps)
     rows.append((PLAN[4][0], f"{joint_t * 1e3:.2f} / {sdpa_t * 1e3:.2f} ms", f"{joint_t / sdpa_t:.1f}x", "-"))
     if not args.skip_workflow:

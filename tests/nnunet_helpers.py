@@ -16,21 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-AFFINE_3D = np.array([[0.0, 0.0, -1.5, 40.0],
-                      [-0.9, 0.0, 0.0, 12.0],
-                      [0.0, 1.1, 0.0, -30.0],
-                      [0.0, 0.0, 0.0, 1.0]])
+AFFINE_3D = np.array([[0.0, 0.0, -1.5, 40.0], [-0.9, 0.0, 0.0, 12.0], [0.0, 1.1, 0.0, -30.0], [0.0, 0.0, 0.0, 1.0]])
 DEFAULT_LABELS = {"background": 0, "tumor": 1}
 
 
 def _case_arrays(rng: np.random.Generator, ndim: int, channels: int) -> tuple[list[np.ndarray], np.ndarray]:
-    shape = (int(rng.integers(40, 57)), int(rng.integers(44, 61))) if ndim == 2 else \
-        (int(rng.integers(20, 25)), int(rng.integers(22, 27)), int(rng.integers(10, 13)))
+    shape = (
+        (int(rng.integers(40, 57)), int(rng.integers(44, 61)))
+        if ndim == 2
+        else (int(rng.integers(20, 25)), int(rng.integers(22, 27)), int(rng.integers(10, 13)))
+    )
     grid = np.indices(shape).astype(np.float64)
     centre = np.array(shape) / 2 + rng.uniform(-2, 2, ndim)
     head = sum(((g - c) / (0.46 * n)) ** 2 for g, c, n in zip(grid, np.array(shape) / 2, shape)) < 1
     radius = rng.uniform(0.14, 0.22) * min(shape[:2])
-    blob = sum((g - c) ** 2 for g, c in zip(grid, centre)) < radius ** 2
+    blob = sum((g - c) ** 2 for g, c in zip(grid, centre)) < radius**2
     label = (blob & head).astype(np.uint8)
     images = []
     for c in range(channels):
@@ -51,9 +51,18 @@ def _write(path: Path, array: np.ndarray, ndim: int, dtype) -> None:
         nib.save(nib.Nifti1Image(np.asarray(array).astype(dtype), AFFINE_3D), str(path))
 
 
-def make_nnunet_dataset(root: str | Path, *, ndim: int, channels: int, cases: int, seed: int,
-                        labels: dict | None = None, test_cases: int = 0, labelled_test: bool = False,
-                        file_ending: str | None = None) -> Path:
+def make_nnunet_dataset(
+    root: str | Path,
+    *,
+    ndim: int,
+    channels: int,
+    cases: int,
+    seed: int,
+    labels: dict | None = None,
+    test_cases: int = 0,
+    labelled_test: bool = False,
+    file_ending: str | None = None,
+) -> Path:
     """Write a synthetic nnU-Net raw data set under ``root``; return its folder.
 
     ``ndim`` 2 -> grey PNG channels (``.png``), 3 -> NIfTI (``.nii.gz`` unless
@@ -76,8 +85,13 @@ def make_nnunet_dataset(root: str | Path, *, ndim: int, channels: int, cases: in
         if n < cases or labelled_test:
             (task / labels_dir).mkdir(parents=True, exist_ok=True)
             _write(task / labels_dir / f"{cid}{ending}", label, ndim, np.uint8)
-    meta = {"channel_names": {str(c): f"MR{c}" for c in range(channels)},
-            "labels": dict(labels or DEFAULT_LABELS), "numTraining": cases, "file_ending": ending,
-            "name": "Synth", "description": "jointseg test data (synthetic blobs)"}
+    meta = {
+        "channel_names": {str(c): f"MR{c}" for c in range(channels)},
+        "labels": dict(labels or DEFAULT_LABELS),
+        "numTraining": cases,
+        "file_ending": ending,
+        "name": "Synth",
+        "description": "jointseg test data (synthetic blobs)",
+    }
     (task / "dataset.json").write_text(json.dumps(meta, indent=2))
     return task

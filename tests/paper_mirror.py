@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 # The demo's archive writers (fixed timestamps and encoder settings) and its phantoms.
 from jointseg.data.demo import (
@@ -43,7 +44,6 @@ from jointseg.data.demo import (
     _zip_write,
 )
 from jointseg.data.phantoms import isic_phantom, msd_affine, msd_phantom
-from PIL import Image
 
 MSD_TASK = "Task04_Hippocampus"
 # (height, width) of real ISIC 2017 images: the common camera formats, both orientations.
@@ -58,7 +58,7 @@ class Mirror:
     """What :func:`build_mirror` wrote: archive paths and the cases inside them."""
 
     root: Path
-    isic_archives: list[Path] = field(default_factory=list)   # in ISIC_SPLITS order, images then masks
+    isic_archives: list[Path] = field(default_factory=list)  # in ISIC_SPLITS order, images then masks
     isic_sizes: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # split -> id -> (h, w)
     msd_archive: Path | None = None
     msd_cases: list[str] = field(default_factory=list)
@@ -105,8 +105,7 @@ def write_isic(out: Path, seed: int = 0, counts: dict[str, int] | None = None) -
             for cid, image, _ in cases:
                 _zip_write(zf, f"{img_stem}/{cid}.jpg", _jpeg_bytes(image))
                 if split == "train":
-                    _zip_write(zf, f"{img_stem}/{cid}_superpixels.png",
-                               _png_bytes(_superpixels(rng, image.shape[:2])))
+                    _zip_write(zf, f"{img_stem}/{cid}_superpixels.png", _png_bytes(_superpixels(rng, image.shape[:2])))
         with zipfile.ZipFile(out / f"{gt_stem}.zip", "w") as zf:
             _zip_write(zf, f"{gt_stem}/", None)
             for cid, _, mask in cases:
@@ -135,12 +134,18 @@ def write_msd(out: Path, seed: int = 0, cases: int = 5, unlabelled: int = 1) -> 
     # The official tars carry AppleDouble files; they are not NIfTI and must be skipped.
     members.append((f"{MSD_TASK}/imagesTr/._{ids[0]}.nii.gz", b"\x00\x05\x16\x07" + bytes(60)))
     meta = {
-        "name": "Hippocampus", "description": "Left and right hippocampus segmentation (synthetic mirror)",
-        "reference": "Vanderbilt University Medical Center", "licence": "CC-BY-SA 4.0",
+        "name": "Hippocampus",
+        "description": "Left and right hippocampus segmentation (synthetic mirror)",
+        "reference": "Vanderbilt University Medical Center",
+        "licence": "CC-BY-SA 4.0",
         "release": "1.0 04/05/2018",
-        "tensorImageSize": "3D", "modality": {"0": "MRI"},
+        "tensorImageSize": "3D",
+        "modality": {"0": "MRI"},
         "labels": {"0": "background", "1": "Anterior", "2": "Posterior"},
-        "numTraining": len(training), "numTest": len(test), "training": training, "test": test,
+        "numTraining": len(training),
+        "numTest": len(test),
+        "training": training,
+        "test": test,
     }
     path = out / f"{MSD_TASK}.tar"
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
@@ -152,8 +157,7 @@ def write_msd(out: Path, seed: int = 0, cases: int = 5, unlabelled: int = 1) -> 
     return path, ids
 
 
-def build_mirror(out: str | Path, seed: int = 0, counts: dict[str, int] | None = None,
-                 msd_cases: int = 5) -> Mirror:
+def build_mirror(out: str | Path, seed: int = 0, counts: dict[str, int] | None = None, msd_cases: int = 5) -> Mirror:
     """Write the ISIC archives and the MSD tar into ``out`` (one flat folder, like a bucket)."""
     mirror = write_isic(Path(out), seed, counts)
     mirror.msd_archive, mirror.msd_cases = write_msd(Path(out), seed, msd_cases)

@@ -26,29 +26,62 @@ DIAGONALS = np.array([100.0, 150.0, 200.0, 250.0, 300.0, float(np.hypot(200, 100
 VARIANTS = ["pointwise", "self", "joint"]
 
 
-def metrics_frame(dataset: str, variant: str, seed: int, dice, hd, klass: int = 1, cases=CASES,
-                  diagonal=DIAGONALS, unit: str = "px") -> pd.DataFrame:
+def metrics_frame(
+    dataset: str, variant: str, seed: int, dice, hd, klass: int = 1, cases=CASES, diagonal=DIAGONALS, unit: str = "px"
+) -> pd.DataFrame:
     """A ``metrics.csv`` table with the columns ``jointseg evaluate`` writes."""
     dice = np.asarray(dice, dtype=float)
-    return pd.DataFrame({"dataset": dataset, "variant": variant, "seed": seed, "case": list(cases),
-                         "class": klass, "dice": dice, "iou": dice / (2 - dice), "hd95": hd, "assd": np.asarray(hd) / 2,
-                         "sensitivity": dice, "specificity": 0.99, "precision": dice, "diagonal": diagonal,
-                         "unit": unit})[list(COLUMNS)]
+    return pd.DataFrame(
+        {
+            "dataset": dataset,
+            "variant": variant,
+            "seed": seed,
+            "case": list(cases),
+            "class": klass,
+            "dice": dice,
+            "iou": dice / (2 - dice),
+            "hd95": hd,
+            "assd": np.asarray(hd) / 2,
+            "sensitivity": dice,
+            "specificity": 0.99,
+            "precision": dice,
+            "diagonal": diagonal,
+            "unit": unit,
+        }
+    )[list(COLUMNS)]
 
 
 def write_config(root: Path, with_msd: bool = False) -> Path:
     """A study config with data set ``toy2d`` (and ``toy3d``), three variants, two seeds."""
-    datasets = {"toy2d": {"format": "isic", "sources": [{"url": "x.zip"}], "size": [64, 64],
-                          "labels": {"0": "background", "1": "lesion"}}}
+    datasets = {
+        "toy2d": {
+            "format": "isic",
+            "sources": [{"url": "x.zip"}],
+            "size": [64, 64],
+            "labels": {"0": "background", "1": "lesion"},
+        }
+    }
     if with_msd:
-        datasets["toy3d"] = {"format": "msd", "sources": [{"url": "x.tar"}], "size": [64, 64], "slice_axis": 2,
-                             "labels": {"0": "background", "1": "anterior", "2": "posterior"}}
-    cfg = {"study": "toy", "seeds": [0, 1], "variants": VARIANTS, "reference_variant": "joint",
-           "datasets": datasets, "data_dir": str(root / "data"), "results_dir": str(root / "results"),
-           "model": {"arch": "unet", "preset": "small", "attention_level": 8},
-           "train": {"iterations": 100, "loss": "ce", "scheduler": "constant", "lr": 0.0005},
-           "variant_overrides": {"self": {"train": {"augment": {"enabled": False}}}},
-           "report": {"bootstrap": 200, "qualitative_cases": 2, "attention_queries": 2}}
+        datasets["toy3d"] = {
+            "format": "msd",
+            "sources": [{"url": "x.tar"}],
+            "size": [64, 64],
+            "slice_axis": 2,
+            "labels": {"0": "background", "1": "anterior", "2": "posterior"},
+        }
+    cfg = {
+        "study": "toy",
+        "seeds": [0, 1],
+        "variants": VARIANTS,
+        "reference_variant": "joint",
+        "datasets": datasets,
+        "data_dir": str(root / "data"),
+        "results_dir": str(root / "results"),
+        "model": {"arch": "unet", "preset": "small", "attention_level": 8},
+        "train": {"iterations": 100, "loss": "ce", "scheduler": "constant", "lr": 0.0005},
+        "variant_overrides": {"self": {"train": {"augment": {"enabled": False}}}},
+        "report": {"bootstrap": 200, "qualitative_cases": 2, "attention_queries": 2},
+    }
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -57,11 +90,24 @@ def write_config(root: Path, with_msd: bool = False) -> Path:
 def manifest(dataset: str, ndim: int = 2) -> dict:
     """The manifest keys reporting reads (``dataset``, channels, classes, labels, slice axis)."""
     if ndim == 2:
-        return {"dataset": dataset, "format": "isic", "ndim": 2, "in_channels": 3, "num_classes": 2,
-                "labels": {"0": "background", "1": "lesion"}, "preprocess": {"ndim": 2}}
-    return {"dataset": dataset, "format": "msd", "ndim": 3, "in_channels": 1, "num_classes": 3,
-            "labels": {"0": "background", "1": "anterior", "2": "posterior"},
-            "preprocess": {"ndim": 3, "slice_axis": 2}}
+        return {
+            "dataset": dataset,
+            "format": "isic",
+            "ndim": 2,
+            "in_channels": 3,
+            "num_classes": 2,
+            "labels": {"0": "background", "1": "lesion"},
+            "preprocess": {"ndim": 2},
+        }
+    return {
+        "dataset": dataset,
+        "format": "msd",
+        "ndim": 3,
+        "in_channels": 1,
+        "num_classes": 3,
+        "labels": {"0": "background", "1": "anterior", "2": "posterior"},
+        "preprocess": {"ndim": 3, "slice_axis": 2},
+    }
 
 
 def write_json(path: Path, obj: dict) -> Path:
@@ -75,9 +121,13 @@ def write_run_files(root: Path, config: dict, ds: str, variant: str, seed: int, 
     run = root / "results" / ds / variant / f"seed{seed}"
     rc = write_json(run / "run_config.json", resolve_run(config, ds, variant, seed))
     steps = np.arange(0, 101, 10)
-    pd.DataFrame({"step": steps, "loss": 1.0 / (1 + steps / steps_scale),
-                  "val_dice": np.where(steps % 50 == 0, 0.5 + steps / 250, np.nan)}).to_csv(
-        run / "history.csv", index=False)
+    pd.DataFrame(
+        {
+            "step": steps,
+            "loss": 1.0 / (1 + steps / steps_scale),
+            "val_dice": np.where(steps % 50 == 0, 0.5 + steps / 250, np.nan),
+        }
+    ).to_csv(run / "history.csv", index=False)
     return {"run_config": rc, "history": run / "history.csv", "run": run}
 
 

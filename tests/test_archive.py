@@ -14,7 +14,6 @@ import pytest
 from jointseg.data.archive import safe_extract
 from jointseg.io_utils import UserError
 
-
 # --------------------------------------------------------------------------- hostile archives
 
 
@@ -34,8 +33,9 @@ def _tar(path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["zip_dotdot", "zip_absolute", "tar_dotdot", "tar_absolute", "tar_symlink",
-                                  "tar_hardlink", "zip_symlink"])
+@pytest.mark.parametrize(
+    "kind", ["zip_dotdot", "zip_absolute", "tar_dotdot", "tar_absolute", "tar_symlink", "tar_hardlink", "zip_symlink"]
+)
 def test_hostile_archive_refused(tmp_path, kind):
     src = tmp_path / "src"
     src.mkdir()

@@ -7,8 +7,7 @@ import torch
 
 from jointseg.attention import VARIANTS, build
 from jointseg.attention.psamask import num_offsets, relative_index
-from jointseg.attention.reference import (psamask_loops, reference_forward, reference_logits,
-                                          reference_probabilities)
+from jointseg.attention.reference import psamask_loops, reference_forward, reference_logits, reference_probabilities
 
 NAMED = [v for v in VARIANTS if v not in ("none", "custom")]
 PSANET = {"structure": "psanet"}
@@ -218,8 +217,10 @@ def test_joint_differs_from_pointwise_by_e1_alone_and_parallel_holds_both():
     assert {n: s for n, s in joint.items() if n in pointwise} == pointwise
     parallel = _shapes(build("parallel", 16, (4, 4)))
     self_block = _shapes(build("self", 16, (4, 4)))
-    assert parallel == {**{f"parts.0.{n}": s for n, s in pointwise.items()},
-                        **{f"parts.1.{n}": s for n, s in self_block.items()}}
+    assert parallel == {
+        **{f"parts.0.{n}": s for n, s in pointwise.items()},
+        **{f"parts.1.{n}": s for n, s in self_block.items()},
+    }
 
 
 @pytest.mark.parametrize("options", [{}, PSANET], ids=["unified", "psanet"])
@@ -249,16 +250,29 @@ def semseg_psa_layers(c: int, cr: int, m: int) -> list[tuple[str, int, int, int,
     """
     rows = []
     for s in ("", "_p"):  # collect, distribute
-        rows += [(f"reduce{s}.0", 1, c, cr, False), (f"reduce{s}.1", 0, cr, cr, True),
-                 (f"attention{s}.0", 1, cr, cr, False), (f"attention{s}.1", 0, cr, cr, True),
-                 (f"attention{s}.3", 1, cr, m, False)]
-    return rows + [("proj.0", 1, 2 * cr, c, False), ("proj.1", 0, c, c, True),
-                   ("cls.0", 3, 2 * c, c, False), ("cls.1", 0, c, c, True)]
+        rows += [
+            (f"reduce{s}.0", 1, c, cr, False),
+            (f"reduce{s}.1", 0, cr, cr, True),
+            (f"attention{s}.0", 1, cr, cr, False),
+            (f"attention{s}.1", 0, cr, cr, True),
+            (f"attention{s}.3", 1, cr, m, False),
+        ]
+    return rows + [
+        ("proj.0", 1, 2 * cr, c, False),
+        ("proj.1", 0, c, c, True),
+        ("cls.0", 3, 2 * c, c, False),
+        ("cls.1", 0, c, c, True),
+    ]
 
 
-SEMSEG_TO_OURS = {"reduce": "reduce.collect", "reduce_p": "reduce.distribute",
-                  "attention": "predictors.collect.hidden", "attention_p": "predictors.distribute.hidden",
-                  "proj": "proj", "cls": "fuse"}
+SEMSEG_TO_OURS = {
+    "reduce": "reduce.collect",
+    "reduce_p": "reduce.distribute",
+    "attention": "predictors.collect.hidden",
+    "attention_p": "predictors.distribute.hidden",
+    "proj": "proj",
+    "cls": "fuse",
+}
 
 
 @pytest.mark.parametrize("channels,reduction,size", [(16, 4, (3, 4)), (12, 2, (5, 5))])
@@ -277,8 +291,11 @@ def test_psanet_structure_has_semseg_layers(channels, reduction, size):
     # the predictor keeps its 1x1 conv as an (M, C_r) matrix: compare it as (M, C_r, 1, 1)
     got = {n: tuple(p.shape) + ((1, 1) if p.dim() == 2 else ()) for n, p in m.named_parameters()}
     assert got == expected
-    total = 2 * (channels * cr + 2 * cr + cr * cr + 2 * cr + cr * offsets) + (2 * cr * channels + 2 * channels) \
+    total = (
+        2 * (channels * cr + 2 * cr + cr * cr + 2 * cr + cr * offsets)
+        + (2 * cr * channels + 2 * channels)
         + (9 * 2 * channels * channels + 2 * channels)
+    )
     assert sum(p.numel() for p in m.parameters()) == total
 
 

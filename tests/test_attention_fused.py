@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_attention import CASES, IDS, randomised
 
 from jointseg.attention import build, fused
 from jointseg.attention.psamask import num_offsets, relative_index
 from jointseg.attention.reference import reference_forward
-from test_attention import CASES, IDS, randomised
 
 ROOT = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -32,6 +32,7 @@ def _attend(modes, size, chunk, recompute, scale=0.7):
     def f(q, k, v, *rel):
         terms = tuple(fused.Relative(b, m, rel[2 * b], rel[2 * b + 1]) for b, m in enumerate(modes))
         return fused.attend(fused.Inputs(v, q, k, scale, terms), size, chunk, recompute)
+
     return f
 
 
@@ -86,8 +87,9 @@ def test_two_terms_on_one_branch_and_a_constant_input():
 @pytest.mark.parametrize("size", [(3, 4), (4, 3), (1, 5), (5, 1), (2, 2)])
 def test_row_logits_equal_the_index_table(size):
     q, k, v, rel = _inputs(size, True, ("collect", "distribute"), seed=2)
-    inputs = fused.Inputs(v, q, k, 0.5, (fused.Relative(0, "collect", *rel[:2]),
-                                         fused.Relative(1, "distribute", *rel[2:])))
+    inputs = fused.Inputs(
+        v, q, k, 0.5, (fused.Relative(0, "collect", *rel[:2]), fused.Relative(1, "distribute", *rel[2:]))
+    )
     idx = relative_index(size)
     e1 = 0.5 * q @ k.transpose(1, 2)
     collect = (rel[0].flatten(1, 2) @ rel[1].t()).gather(-1, idx.expand(2, -1, -1))

@@ -43,8 +43,11 @@ def test_two_channels_reach_the_model(byo_study):
     assert manifest["labels"] == {"0": "background", "1": "tumor"}  # from dataset.json
     import torch
 
-    ckpt = torch.load(project / "results" / "byo" / "my_task" / "joint" / "seed0" / "checkpoints" / "final.pt",
-                      weights_only=True, map_location="cpu")
+    ckpt = torch.load(
+        project / "results" / "byo" / "my_task" / "joint" / "seed0" / "checkpoints" / "final.pt",
+        weights_only=True,
+        map_location="cpu",
+    )
     assert ckpt["model_kwargs"]["in_channels"] == 2
     first_conv = next(v for v in ckpt["model"].values() if v.ndim == 4)  # registration order: the stem's first conv
     assert first_conv.shape[1] == 2

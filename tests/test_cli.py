@@ -31,8 +31,7 @@ def _actions(parser: argparse.ArgumentParser):
 
 
 def test_top_level_help_is_plain_text():
-    done = subprocess.run([sys.executable, "-m", "jointseg", "--help"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-m", "jointseg", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert "``" not in done.stdout and ":mod:" not in done.stdout
     for name in COMMANDS:
@@ -41,8 +40,9 @@ def test_top_level_help_is_plain_text():
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_subcommand_help_works(name):
-    done = subprocess.run([sys.executable, "-m", "jointseg", name, "--help"], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "jointseg", name, "--help"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: jointseg {name}")
     assert "``" not in done.stdout
@@ -67,8 +67,13 @@ def test_dataset_variant_seed_config_share_their_names():
         for action in _actions(_subparser(name)):
             for flag in action.option_strings:
                 seen.setdefault(action.dest, set()).add(flag)
-    for dest, flag in (("dataset", "--dataset"), ("variant", "--variant"), ("seed", "--seed"),
-                       ("config", "--config"), ("out", "--out")):
+    for dest, flag in (
+        ("dataset", "--dataset"),
+        ("variant", "--variant"),
+        ("seed", "--seed"),
+        ("config", "--config"),
+        ("out", "--out"),
+    ):
         flags = {f for f in seen.get(dest, set()) if f.startswith("--")}
         assert flags <= {flag}, f"{dest} is spelled {sorted(flags)}"
 

@@ -82,14 +82,46 @@ def test_baseline_run_uses_its_architecture():
 
 def test_resolve_cli_writes_json_and_rejects_bad_config(tmp_path, capsys):
     out = tmp_path / "run.json"
-    assert cli_main(["resolve", "--config", str(CONFIGS[0]), "--dataset", "demo_isic",
-                     "--variant", "joint", "--seed", "0", "--out", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "resolve",
+                "--config",
+                str(CONFIGS[0]),
+                "--dataset",
+                "demo_isic",
+                "--variant",
+                "joint",
+                "--seed",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["model"]["attention"] == "joint"
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(_minimal() | {"seeds": "zero"}))
-    assert cli_main(["resolve", "--config", str(bad), "--dataset", "d", "--variant", "joint",
-                     "--seed", "0", "--out", str(tmp_path / "x.json")]) == 2
+    assert (
+        cli_main(
+            [
+                "resolve",
+                "--config",
+                str(bad),
+                "--dataset",
+                "d",
+                "--variant",
+                "joint",
+                "--seed",
+                "0",
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "seeds" in err and "Traceback" not in err
     assert not (tmp_path / "x.json").exists()

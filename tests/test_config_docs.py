@@ -33,8 +33,11 @@ def test_committed_config_readme_is_current():
 
 def test_every_schema_key_is_documented_with_a_meaning():
     text = render()
-    rows = {line.split("|")[1].strip().strip("`"): line.split("|")[4].strip()
-            for line in text.splitlines() if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[4].strip()
+        for line in text.splitlines()
+        if line.startswith("| `")
+    }
     keys = _keys(schema(), schema())
     assert "model.attention_options.e1_scale" in keys and "predict.checkpoint" in keys
     for key in keys:

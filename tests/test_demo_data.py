@@ -64,16 +64,14 @@ def test_msd_layout_and_geometry():
         assert meta["labels"] == {"0": "background", "1": "Anterior", "2": "Posterior"}
         assert len(meta["training"]) == 20
         entry = meta["training"][0]
-        img = nib.Nifti1Image.from_bytes(gzip.decompress(
-            tf.extractfile(f"{MSD_TASK}/{entry['image'][2:]}").read()))
-        lab = nib.Nifti1Image.from_bytes(gzip.decompress(
-            tf.extractfile(f"{MSD_TASK}/{entry['label'][2:]}").read()))
-    assert nib.aff2axcodes(img.affine) != ("R", "A", "S")          # flipped / permuted axes
+        img = nib.Nifti1Image.from_bytes(gzip.decompress(tf.extractfile(f"{MSD_TASK}/{entry['image'][2:]}").read()))
+        lab = nib.Nifti1Image.from_bytes(gzip.decompress(tf.extractfile(f"{MSD_TASK}/{entry['label'][2:]}").read()))
+    assert nib.aff2axcodes(img.affine) != ("R", "A", "S")  # flipped / permuted axes
     rot = img.affine[:3, :3] / np.array(img.header.get_zooms())
-    assert np.abs(rot).max(0).min() < 0.999                          # oblique
-    assert np.abs(img.affine[:3, 3]).min() > 1                       # non-zero origin
+    assert np.abs(rot).max(0).min() < 0.999  # oblique
+    assert np.abs(img.affine[:3, 3]).min() > 1  # non-zero origin
     zooms = img.header.get_zooms()
-    assert max(zooms) / min(zooms) > 1.3                             # anisotropic
+    assert max(zooms) / min(zooms) > 1.3  # anisotropic
     labels = np.asarray(lab.dataobj)
     assert set(np.unique(labels)) == {0, 1, 2}
     assert (ndimage.binary_dilation(labels == 1) & (labels == 2)).any()  # the two structures touch

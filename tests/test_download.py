@@ -156,8 +156,7 @@ def test_file_url_and_extraction(tmp_path):
 
 def test_demo_archive_verified_against_committed_lock(tmp_path):
     root = Path(__file__).resolve().parents[1]
-    rc = cli(["download", "demo_msd", "--config", str(root / "config" / "config.yaml"),
-              "--out", str(tmp_path / "raw")])
+    rc = cli(["download", "demo_msd", "--config", str(root / "config" / "config.yaml"), "--out", str(tmp_path / "raw")])
     assert rc == 0
     marker = json.loads((tmp_path / "raw" / MARKER).read_text())
     lock = json.loads((root / "config" / "checksums.demo.lock.json").read_text())
@@ -205,10 +204,16 @@ def _monai_decathlon_tables() -> dict:
     import importlib.util
 
     path = Path(importlib.util.find_spec("monai").submodule_search_locations[0]) / "apps" / "datasets.py"
-    cls = next(n for n in ast.parse(path.read_text()).body
-               if isinstance(n, ast.ClassDef) and n.name == "DecathlonDataset")
-    return {t.id: ast.literal_eval(n.value) for n in cls.body if isinstance(n, ast.Assign)
-            for t in n.targets if isinstance(t, ast.Name) and t.id in ("resource", "md5")}
+    cls = next(
+        n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef) and n.name == "DecathlonDataset"
+    )
+    return {
+        t.id: ast.literal_eval(n.value)
+        for n in cls.body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name) and t.id in ("resource", "md5")
+    }
 
 
 def test_paper_lock_pins_task04_with_monais_md5():
@@ -244,7 +249,10 @@ def test_local_folder_read_in_place_and_locked(tmp_path, capsys):
     marker = json.loads((out / MARKER).read_text())
     rec = marker["sources"][0]
     assert rec["path"] == str(folder.resolve())
-    assert rec["files"] == {"a.txt": {"sha256": sha(b"alpha"), "size": 5}, "sub/b.txt": {"sha256": sha(b"beta"), "size": 4}}
+    assert rec["files"] == {
+        "a.txt": {"sha256": sha(b"alpha"), "size": 5},
+        "sub/b.txt": {"sha256": sha(b"beta"), "size": 4},
+    }
     assert sorted(p.name for p in out.iterdir()) == [MARKER]  # nothing copied
     assert json.loads(lock.read_text())["raw/mydata"]["sha256"] == rec["sha256"]
     assert source_root(out) == folder.resolve()

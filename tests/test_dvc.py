@@ -33,8 +33,12 @@ DOC_PULL = "dvc pull dvc.yaml"
 DOC_LOCK_AFTER_SNAKEMAKE = "dvc commit -f dvc.yaml"
 DEMO_STAGES = {"download@demo", "study@demo"}
 PAPER_FILE = "studies/paper/dvc.yaml"
-GIT_ID = {"GIT_AUTHOR_NAME": "jointseg-test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-          "GIT_COMMITTER_NAME": "jointseg-test", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+GIT_ID = {
+    "GIT_AUTHOR_NAME": "jointseg-test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "jointseg-test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +58,11 @@ def dvc(cwd: Path, env: dict[str, str], *args: str, **kw):
 
 def tree_hashes(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root``, keyed by relative path."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def git_project(project: Path, env: dict[str, str]) -> Path:
@@ -80,8 +87,9 @@ def html_specs(html: str) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory, home) -> Path:
     """A DVC project (quick demo config) after the documented `dvc repro` and commit of dvc.lock."""
-    project = project_copy(tmp_path_factory.mktemp("dvc") / "project", with_package=True, with_dvc=True,
-                           train=QUICK_TRAIN)
+    project = project_copy(
+        tmp_path_factory.mktemp("dvc") / "project", with_package=True, with_dvc=True, train=QUICK_TRAIN
+    )
     git_project(project, home)
     shell(project, DOC_RUN[0], home)
     shell(project, DOC_RUN[1], home)
@@ -108,8 +116,9 @@ def test_stage_items_and_plots_match_the_study_config(dvc_file, study):
     assert config["study"] == study
     assert item["raw"] == [f"data/raw/{ds}" for ds in config["datasets"]]
     assert item["summary"] == f"results/{study}/summary"
-    plots = {Path(next(iter(p))).name: next(iter(p.values()))
-             for p in yaml.safe_load((ROOT / dvc_file).read_text())["plots"]}
+    plots = {
+        Path(next(iter(p))).name: next(iter(p.values())) for p in yaml.safe_load((ROOT / dvc_file).read_text())["plots"]
+    }
     assert set(plots) == {f"{ds}_{kind}.csv" for ds in config["datasets"] for kind in ("learning_curves", "test_dice")}
     for ds in config["datasets"]:
         assert plots[f"{ds}_learning_curves.csv"]["y"] == run_names(config)
@@ -142,9 +151,19 @@ def test_plot_tables_average_seeds_per_variant(tmp_path):
         ("ds", "b", 0): pd.DataFrame({"step": [1, 2, 4], "val_dice": [nan, nan, 0.5]}),
         ("other", "a", 0): pd.DataFrame({"step": [2], "val_dice": [0.9]}),
     }
-    metrics = pd.DataFrame({"dataset": "ds", "variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 0],
-                            "case": ["c0", "c0", "c0", "c1"], "class": 1, "dice": [0.2, 0.4, 0.5, 0.7],
-                            "iou": 0.1, "hd95": 1.0, "assd": 1.0})
+    metrics = pd.DataFrame(
+        {
+            "dataset": "ds",
+            "variant": ["a", "a", "b", "b"],
+            "seed": [0, 1, 0, 0],
+            "case": ["c0", "c0", "c0", "c1"],
+            "class": 1,
+            "dice": [0.2, 0.4, 0.5, 0.7],
+            "iou": 0.1,
+            "hd95": 1.0,
+            "assd": 1.0,
+        }
+    )
     written = write_plot_tables(histories, metrics, ["ds"], ["b", "a"], tmp_path)
     assert [p.name for p in written] == ["ds_learning_curves.csv", "ds_test_dice.csv"]
     assert (tmp_path / "ds_learning_curves.csv").read_text() == "step,b,a\n2,nan,0.3\n4,0.5,0.6\n"
@@ -240,13 +259,17 @@ def test_documented_push_and_pull_restore_bit_identical_data(reproduced, home, t
 
 
 @pytest.mark.slow
-def test_lock_after_a_plain_snakemake_run(demo, home, tmp_path):
+def test_lock_after_a_plain_snakemake_run(demo, home):
     """After `make demo` (Snakemake alone), `dvc repro` records dvc.lock without rerunning a job;
-    `dvc commit -f dvc.yaml` records the same lock."""
-    project = tmp_path / "project"
-    shutil.copytree(demo, project, symlinks=True)  # timestamps kept: Snakemake's view unchanged
-    shutil.copytree(ROOT / "pipeline_src", project / "pipeline_src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    `dvc commit -f dvc.yaml` records the same lock. In the session's demo project itself (DVC
+    files added): in a copy elsewhere Snakemake would rerun every job, because rule params hold
+    the absolute path of workflow/scripts/gpu_slot.py."""
+    project = demo
+    shutil.copytree(
+        ROOT / "pipeline_src",
+        project / "pipeline_src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+    )
     for name in DVC_FILES:
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, project / name)

@@ -49,11 +49,15 @@ def png_folders(tmp_path):
 def test_png_folder_rows_and_values(png_folders, capsys):
     root, pred, ref = png_folders
     out = root / "metrics.csv"
-    assert cli_main(["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out),
-                     *RUN]) == 0
+    assert (
+        cli_main(["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out), *RUN]) == 0
+    )
     header = out.read_text().splitlines()[0]
-    assert header == ",".join(COLUMNS) == ("dataset,variant,seed,case,class,dice,iou,hd95,assd,sensitivity,"
-                                           "specificity,precision,diagonal,unit")
+    assert (
+        header
+        == ",".join(COLUMNS)
+        == ("dataset,variant,seed,case,class,dice,iou,hd95,assd,sensitivity,specificity,precision,diagonal,unit")
+    )
     df = read_metrics(out)
     assert list(df["case"]) == ["a", "b", "c"] and list(df["class"]) == [1, 1, 1]
     assert set(df["dataset"]) == {"toy"} and set(df["variant"]) == {"joint"} and set(df["seed"]) == {3}
@@ -98,8 +102,9 @@ def test_nifti_folder_uses_header_spacing_and_default_classes(tmp_path):
 
 def _run(root: Path) -> tuple[int, Path]:
     out = root / "out" / "metrics.csv"
-    rc = cli_main(["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out), "--quiet",
-                   *RUN])
+    rc = cli_main(
+        ["evaluate", "--pred", str(root / "pred"), "--ref", str(root / "ref"), "--out", str(out), "--quiet", *RUN]
+    )
     return rc, out
 
 

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-
 from reporting_helpers import CASES, VARIANTS, manifest, write_config, write_json, write_run_files
 
 from jointseg.cli import main as cli_main
@@ -76,8 +75,9 @@ def _model(rc: dict, man: dict, v_i: int):
     return model
 
 
-def _write_run(root: Path, config: dict, ds: str, man: dict, spec: dict, cases: dict, v_i: int, seed: int,
-               files: dict) -> None:
+def _write_run(
+    root: Path, config: dict, ds: str, man: dict, spec: dict, cases: dict, v_i: int, seed: int, files: dict
+) -> None:
     """One run: run config, history, predictions, metrics and (first seed) a checkpoint."""
     variant, ndim = VARIANTS[v_i], man["ndim"]
     run = write_run_files(root, config, ds, variant, seed, steps_scale=20 + 10 * v_i)
@@ -90,16 +90,39 @@ def _write_run(root: Path, config: dict, ds: str, man: dict, spec: dict, cases: 
         _save_case(run["run"] / "predictions", cid, np.roll(lab, v_i + seed, axis=0), ndim)
         for k in range(1, man["num_classes"]):
             d = 0.9 - 0.1 * (v_i + seed) + 0.01 * k
-            rows.append({"dataset": ds, "variant": variant, "seed": seed, "case": cid, "class": k, "dice": d,
-                         "iou": d / (2 - d), "hd95": 1.0 + v_i, "assd": 0.5, "sensitivity": d, "specificity": 0.99,
-                         "precision": d, "diagonal": float(np.linalg.norm(lab.shape)), "unit": "px"})
+            rows.append(
+                {
+                    "dataset": ds,
+                    "variant": variant,
+                    "seed": seed,
+                    "case": cid,
+                    "class": k,
+                    "dice": d,
+                    "iou": d / (2 - d),
+                    "hd95": 1.0 + v_i,
+                    "assd": 0.5,
+                    "sensitivity": d,
+                    "specificity": 0.99,
+                    "precision": d,
+                    "diagonal": float(np.linalg.norm(lab.shape)),
+                    "unit": "px",
+                }
+            )
     write_metrics(pd.DataFrame(rows)[list(COLUMNS)], run["run"] / "metrics.csv")
     files["metrics"].append(run["run"] / "metrics.csv")
     if seed == 0:  # the figures show the first seed
         ckpt = run["run"] / "checkpoints" / "final.pt"
         ckpt.parent.mkdir()
-        torch.save({"model": _model(rc, man, v_i).state_dict(), "model_kwargs": model_kwargs(rc, man),
-                    "preprocess": spec, "config": rc, "step": 100}, ckpt)
+        torch.save(
+            {
+                "model": _model(rc, man, v_i).state_dict(),
+                "model_kwargs": model_kwargs(rc, man),
+                "preprocess": spec,
+                "config": rc,
+                "step": 100,
+            },
+            ckpt,
+        )
         files["checkpoints"].append(ckpt)
         files["predictions"].append(run["run"] / "predictions")
 
@@ -109,16 +132,30 @@ def fake_full_tree(root: Path, with_3d: bool) -> list[str]:
     rng = np.random.default_rng(0)
     cfg_path = write_config(root, with_msd=with_3d)
     config = load_config(cfg_path)
-    files: dict[str, list] = {k: [] for k in ("metrics", "run_configs", "histories", "manifests", "test_images",
-                                              "test_labels", "checkpoints", "predictions")}
+    files: dict[str, list] = {
+        k: []
+        for k in (
+            "metrics",
+            "run_configs",
+            "histories",
+            "manifests",
+            "test_images",
+            "test_labels",
+            "checkpoints",
+            "predictions",
+        )
+    }
     for ds, ndim in (("toy2d", 2), ("toy3d", 3))[: 2 if with_3d else 1]:
         man = manifest(ds, ndim)
         files["manifests"].append(write_json(root / "data" / "prepared" / ds / "manifest.json", man))
         images, labels, cases = _test_folders(root, ds, ndim, rng)
         files["test_images"].append(images)
         files["test_labels"].append(labels)
-        spec = ({"ndim": 2, "size": [64, 64], "in_channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}
-                if ndim == 2 else {"ndim": 3, "size": [64, 64], "in_channels": 1, "slice_axis": 2})
+        spec = (
+            {"ndim": 2, "size": [64, 64], "in_channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}
+            if ndim == 2
+            else {"ndim": 3, "size": [64, 64], "in_channels": 1, "slice_axis": 2}
+        )
         for v_i in range(len(VARIANTS)):
             for seed in (0, 1):
                 _write_run(root, config, ds, man, spec, cases, v_i, seed, files)
@@ -167,8 +204,11 @@ def test_learning_curves_have_a_legend_a_colour_per_variant_and_a_style_per_seed
 
     monkeypatch.setattr(figures, "save_figure", keep)
     steps = np.arange(0, 60, 10)
-    histories = {(v, s): pd.DataFrame({"step": steps, "loss": 1 / (1 + steps + s), "val_dice": 0.5 + steps / 200})
-                 for v in ("joint", "self") for s in (0, 1)}
+    histories = {
+        (v, s): pd.DataFrame({"step": steps, "loss": 1 / (1 + steps + s), "val_dice": 0.5 + steps / 200})
+        for v in ("joint", "self")
+        for s in (0, 1)
+    }
     figures.learning_curves(histories, "toy", tmp_path / "curves.png")
     fig = drawn["fig"]
     legend = fig.legends[0]

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable}
-    return subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_check.sh"), *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_dry_run_prints_every_section():

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from reporting_helpers import metrics_frame
 
 from jointseg.cli import main as cli_main
@@ -18,11 +17,11 @@ def test_headline_means_over_cases_then_seeds(tmp_path):
     # seed 0 and seed 1 of joint; one NaN distance in seed 1 is excluded from its run mean
     for i, (seed, dice, hd) in enumerate(((0, [0.8, 0.6], [2.0, 4.0]), (1, [0.9, 0.7], [6.0, np.nan]))):
         paths.append(tmp_path / f"run{i}.csv")  # names say nothing: the columns do
-        write_metrics(metrics_frame("toy", "joint", seed, dice, hd, cases=["a", "b"], diagonal=[10.0, 10.0]),
-                      paths[-1])
+        write_metrics(metrics_frame("toy", "joint", seed, dice, hd, cases=["a", "b"], diagonal=[10.0, 10.0]), paths[-1])
     paths.append(tmp_path / "other.csv")
-    write_metrics(metrics_frame("toy", "self", 0, [0.5, 0.5], [1.0, 1.0], cases=["a", "b"], diagonal=[10.0, 10.0]),
-                  paths[-1])
+    write_metrics(
+        metrics_frame("toy", "self", 0, [0.5, 0.5], [1.0, 1.0], cases=["a", "b"], diagonal=[10.0, 10.0]), paths[-1]
+    )
     out = tmp_path / "metrics.json"
     assert cli_main(["headline-metrics", "--out", str(out), "--metrics", *map(str, paths)]) == 0
     got = json.loads(out.read_text())
@@ -31,8 +30,13 @@ def test_headline_means_over_cases_then_seeds(tmp_path):
     assert joint["dice"] == pytest.approx(np.mean([np.mean([0.8, 0.6]), np.mean([0.9, 0.7])]))
     assert joint["hd95"] == pytest.approx(np.mean([3.0, 6.0]))  # (2+4)/2 and 6 (NaN excluded)
     assert joint["assd"] == pytest.approx(np.mean([1.5, 3.0]))
-    assert got["toy"]["self"] == {"dice": 0.5, "iou": pytest.approx(0.5 / 1.5, abs=1e-6), "hd95": 1.0,
-                                  "assd": 0.5, "runs": 1}
+    assert got["toy"]["self"] == {
+        "dice": 0.5,
+        "iou": pytest.approx(0.5 / 1.5, abs=1e-6),
+        "hd95": 1.0,
+        "assd": 0.5,
+        "runs": 1,
+    }
 
 
 def test_headline_refuses_metrics_without_run_columns(tmp_path, capsys):

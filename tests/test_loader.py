@@ -119,6 +119,11 @@ def test_two_channel_volumes(tmp_path):
     case = plain.cases[plain._case_index(0)]
     slices = np.load(tmp_path / "p" / case["image"])
     # a plain crop is a window of one stored slice, both channels together
-    hits = [s for s in range(slices.shape[0]) for y in range(slices.shape[2] - 15) for x in range(slices.shape[3] - 15)
-            if np.array_equal(slices[s, :, y:y + 16, x:x + 16], image[0])]
+    hits = [
+        s
+        for s in range(slices.shape[0])
+        for y in range(slices.shape[2] - 15)
+        for x in range(slices.shape[3] - 15)
+        if np.array_equal(slices[s, :, y : y + 16, x : x + 16], image[0])
+    ]
     assert hits

@@ -89,8 +89,7 @@ def test_dacn_table_counts():
 def test_paper_preset_is_dacn_layer_by_layer():
     """Every conv, in order: kernel, stride, widths, bias, and a BN right after it
     (post-activation); the counts equal DACN's."""
-    model = build_model("denseunet", "paper", in_channels=3, num_classes=2, attention="none",
-                        input_size=(256, 256))
+    model = build_model("denseunet", "paper", in_channels=3, num_classes=2, attention="none", input_size=(256, 256))
     expected = [row[1:] for row in dacn_conv_table(3, 2)]
     got = backbone_convs(model)
     assert len(got) == len(expected)
@@ -162,6 +161,7 @@ def test_tf_same_pools(h, w, pad_h, pad_w):
 def _explicit_same_pool(x: torch.Tensor, mode: str) -> torch.Tensor:
     """TF 'SAME' 3x3 stride-2 pooling spelled out: pad (total // 2 before, the rest after),
     pool unpadded; averages divide by the pooled count of in-image ones."""
+
     def pads(n: int) -> tuple[int, int]:
         total = max((math.ceil(n / 2) - 1) * 2 + 3 - n, 0)
         return total // 2, total - total // 2
@@ -201,13 +201,14 @@ def test_tf_same_strided_conv():
     assert y.shape == (1, 1, 3, 3)
     for i in range(3):
         for j in range(3):
-            want = (conv.weight[0] * padded[0, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3]).sum()
+            want = (conv.weight[0] * padded[0, :, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3]).sum()
             torch.testing.assert_close(y[0, 0, i, j], want)
 
 
 def _small_hybrid(**kwargs) -> DenseUNet:
-    return DenseUNet("h_denseunet_hybrid", stem=16, blocks=(1, 1, 1, 1), growth=8,
-                     decoder=(16, 16, 16, 16, 16), **kwargs)
+    return DenseUNet(
+        "h_denseunet_hybrid", stem=16, blocks=(1, 1, 1, 1), growth=8, decoder=(16, 16, 16, 16, 16), **kwargs
+    )
 
 
 @pytest.mark.parametrize("style", ["dacn", "hybrid"])
@@ -251,8 +252,9 @@ def test_head_relu_option():
 @pytest.mark.parametrize("level", ["bottleneck", 8])
 def test_small_forward_backward(arch, attention, level):
     torch.manual_seed(0)
-    model = build_model(arch, "small", in_channels=3, num_classes=3, attention=attention,
-                        attention_level=level, input_size=(64, 64))
+    model = build_model(
+        arch, "small", in_channels=3, num_classes=3, attention=attention, attention_level=level, input_size=(64, 64)
+    )
     open_gates(model)
     x = torch.randn(2, 3, 64, 64)
     out = model(x)
@@ -335,8 +337,10 @@ def _train_two_steps(channels_last: bool) -> tuple[torch.Tensor, dict[str, torch
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(logits, y).backward()
         if not first:
-            first = (logits.detach().contiguous(),
-                     {n: p.grad.detach().contiguous() for n, p in model.named_parameters()})
+            first = (
+                logits.detach().contiguous(),
+                {n: p.grad.detach().contiguous() for n, p in model.named_parameters()},
+            )
         opt.step()
     return *first, {k: v.detach().contiguous() for k, v in model.state_dict().items()}
 
@@ -357,8 +361,9 @@ def test_channels_last_trains_the_same_network_reproducibly():
     # to rounding (a key bias cannot change a softmax over keys)
     floor = 1e-6 * max(float(g.abs().max()) for g in nchw_grads.values())
     for name, grad in nchw_grads.items():
-        torch.testing.assert_close(cl_grads[name], grad, rtol=1e-2, atol=1e-3 * float(grad.abs().max()) + floor,
-                                   msg=name)
+        torch.testing.assert_close(
+            cl_grads[name], grad, rtol=1e-2, atol=1e-3 * float(grad.abs().max()) + floor, msg=name
+        )
     assert torch.equal(again_logits, cl_logits)
     assert all(torch.equal(again_grads[n], cl_grads[n]) for n in cl_grads)
     assert all(torch.equal(again[n], cl[n]) for n in cl)

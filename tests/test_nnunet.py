@@ -9,19 +9,20 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from nnunet_helpers import AFFINE_3D, make_nnunet_dataset
 from PIL import Image
 
 from jointseg.cli import main as cli
 from jointseg.data.loader import TrainBatches, eval_cases
 from jointseg.data.preprocess import preprocess_file, restore
-from nnunet_helpers import AFFINE_3D, make_nnunet_dataset
 
 SIZE = 16
 
 
 def run_prepare(source: Path, out: Path, *extra: str) -> int:
-    return cli(["prepare", "--format", "nnunet", "--source", str(source), "--out", str(out),
-                "--size", str(SIZE), *extra])
+    return cli(
+        ["prepare", "--format", "nnunet", "--source", str(source), "--out", str(out), "--size", str(SIZE), *extra]
+    )
 
 
 def assert_failed_cleanly(rc: int, capsys, out: Path, *names: str) -> None:
@@ -104,8 +105,16 @@ def _nii(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE_3D) -> None:
     nib.save(nib.Nifti1Image(data, affine), str(path))
 
 
-FAULTS = ["missing_channel", "channel_shape", "channel_affine", "undeclared_value", "no_label",
-          "region_labels", "extra_channel", "png_channel_shape"]
+FAULTS = [
+    "missing_channel",
+    "channel_shape",
+    "channel_affine",
+    "undeclared_value",
+    "no_label",
+    "region_labels",
+    "extra_channel",
+    "png_channel_shape",
+]
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -157,10 +166,16 @@ def test_config_labels_must_match_dataset_json(tmp_path, capsys):
 
     task = make_nnunet_dataset(tmp_path / "raw", ndim=3, channels=1, cases=4, seed=0)
     with pytest.raises(UserError, match="disagree"):
-        prepare(task, tmp_path / "o", Settings(dataset="s", format="nnunet", size=(SIZE, SIZE),
-                                               labels={"0": "background", "1": "a", "2": "b"}))
-    manifest = prepare(task, tmp_path / "o", Settings(dataset="s", format="nnunet", size=(SIZE, SIZE),
-                                                      labels={"0": "bg", "1": "lesion"}))
+        prepare(
+            task,
+            tmp_path / "o",
+            Settings(dataset="s", format="nnunet", size=(SIZE, SIZE), labels={"0": "background", "1": "a", "2": "b"}),
+        )
+    manifest = prepare(
+        task,
+        tmp_path / "o",
+        Settings(dataset="s", format="nnunet", size=(SIZE, SIZE), labels={"0": "bg", "1": "lesion"}),
+    )
     assert manifest["labels"] == {"0": "bg", "1": "lesion"}  # the config names dataset.json's classes
 
 
@@ -171,12 +186,22 @@ def test_local_folder_source_through_download_and_prepare_with_config(tmp_path):
     task = make_nnunet_dataset(tmp_path / "byo", ndim=3, channels=2, cases=5, seed=4)
     config = tmp_path / "config" / "config.yaml"
     config.parent.mkdir()
-    config.write_text(yaml.safe_dump({
-        "data_dir": str(tmp_path / "data"),
-        "datasets": {"byo": {"format": "nnunet", "sources": [{"url": str(task)}],
-                             "lock_file": str(tmp_path / "lock.json"), "size": [SIZE, SIZE],
-                             "labels": {"0": "background", "1": "tumor"}}},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "datasets": {
+                    "byo": {
+                        "format": "nnunet",
+                        "sources": [{"url": str(task)}],
+                        "lock_file": str(tmp_path / "lock.json"),
+                        "size": [SIZE, SIZE],
+                        "labels": {"0": "background", "1": "tumor"},
+                    }
+                },
+            }
+        )
+    )
     assert cli(["download", "byo", "--config", str(config)]) == 0
     raw = tmp_path / "data" / "raw" / "byo"
     marker = json.loads((raw / ".complete.json").read_text())

@@ -33,7 +33,7 @@ from PIL import Image
 from test_workflow import project_copy, snakemake
 
 SEEDS = [0]
-VARIANTS = ["none", "joint"]   # joint on the paper preset is the point; none is its ablation
+VARIANTS = ["none", "joint"]  # joint on the paper preset is the point; none is its ablation
 BASELINES = ["unet"]
 QUICK_TRAIN = {"iterations": 2, "val_every": 2, "checkpoint_every": 2}
 
@@ -43,10 +43,10 @@ class PaperRun:
     """The finished paper-path run that every test of this module inspects."""
 
     project: Path
-    results: Path          # the study's results folder (holds <dataset>/<run>/seed<k>/ and summary/)
-    paper: dict            # config/paper.yaml as committed
+    results: Path  # the study's results folder (holds <dataset>/<run>/seed<k>/ and summary/)
+    paper: dict  # config/paper.yaml as committed
     mirror: Mirror
-    served: list[str]      # request paths the mirror answered
+    served: list[str]  # request paths the mirror answered
     seconds: float
 
     def dataset(self, fmt: str) -> str:
@@ -55,8 +55,7 @@ class PaperRun:
         return names[0]
 
     def run_dirs(self, dataset: str) -> dict[str, Path]:
-        return {run: self.results / dataset / run / f"seed{seed}" for run in VARIANTS + BASELINES
-                for seed in SEEDS}
+        return {run: self.results / dataset / run / f"seed{seed}" for run in VARIANTS + BASELINES for seed in SEEDS}
 
     def test_ids(self, dataset: str) -> list[str]:
         splits = json.loads((self.project / "data" / "prepared" / dataset / "splits.json").read_text())
@@ -65,8 +64,10 @@ class PaperRun:
 
 def picked(actual: dict, like: dict) -> dict:
     """The entries of ``actual`` at the (nested) keys of ``like``; the schema fills in the others."""
-    return {k: picked(actual[k], v) if isinstance(v, dict) and isinstance(actual.get(k), dict)
-            else actual.get(k) for k, v in like.items()}
+    return {
+        k: picked(actual[k], v) if isinstance(v, dict) and isinstance(actual.get(k), dict) else actual.get(k)
+        for k, v in like.items()
+    }
 
 
 def mirror_sources(entry: dict, base_url: str) -> list[dict]:
@@ -81,11 +82,14 @@ def mirror_sources(entry: dict, base_url: str) -> list[dict]:
 
 def overrides(paper: dict, base_url: str) -> list[str]:
     """The ``--config`` arguments: only sources, the training length, seeds and the run lists."""
-    datasets = {name: {"sources": mirror_sources(entry, base_url)}
-                for name, entry in paper["datasets"].items()}
-    return [f"datasets={json.dumps(datasets)}", f"train={json.dumps(QUICK_TRAIN)}",
-            f"seeds={json.dumps(SEEDS)}", f"variants={json.dumps(VARIANTS)}",
-            f"baselines={json.dumps(BASELINES)}"]
+    datasets = {name: {"sources": mirror_sources(entry, base_url)} for name, entry in paper["datasets"].items()}
+    return [
+        f"datasets={json.dumps(datasets)}",
+        f"train={json.dumps(QUICK_TRAIN)}",
+        f"seeds={json.dumps(SEEDS)}",
+        f"variants={json.dumps(VARIANTS)}",
+        f"baselines={json.dumps(BASELINES)}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +102,18 @@ def paper_run(tmp_path_factory) -> Iterator[PaperRun]:
     assert wanted == {p.name for p in mirror.root.iterdir()}, "the mirror must hold what paper.yaml fetches"
     with serve_folder(mirror.root) as server:
         start = time.monotonic()
-        snakemake(project, "--configfile", "config/paper.yaml", "--cores", "2", "--resources", "gpu=1",
-                  "--config", *overrides(paper, server.url), timeout=1200)
+        snakemake(
+            project,
+            "--configfile",
+            "config/paper.yaml",
+            "--cores",
+            "2",
+            "--resources",
+            "gpu=1",
+            "--config",
+            *overrides(paper, server.url),
+            timeout=1200,
+        )
         seconds = time.monotonic() - start
         served = list(server.served)
     print(f"\npaper path on CPU (snakemake wall time): {seconds:.0f} s")
@@ -119,7 +133,8 @@ def test_every_archive_came_over_http(paper_run):
     for name in paper_run.paper["datasets"]:
         marker = json.loads((paper_run.project / "data" / "raw" / name / ".complete.json").read_text())
         assert {s["name"] for s in marker["sources"]} == {
-            s["name"] for s in mirror_sources(paper_run.paper["datasets"][name], "x")}
+            s["name"] for s in mirror_sources(paper_run.paper["datasets"][name], "x")
+        }
         assert all(s["url"].startswith("http://127.0.0.1:") for s in marker["sources"])
 
 
@@ -213,7 +228,8 @@ def test_summary_names_every_variant(paper_run):
     runs = VARIANTS + BASELINES
     summary = pd.read_csv(summary_dir / "summary.csv")
     assert set(zip(summary["dataset"], summary["variant"])) == {
-        (d, r) for d in paper_run.paper["datasets"] for r in runs}
+        (d, r) for d in paper_run.paper["datasets"] for r in runs
+    }
     stats = pd.read_csv(summary_dir / "stats.csv")
     reference = paper_run.paper.get("reference_variant", "joint")  # the schema's default
     assert set(stats["variant"]) == set(runs)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from jointseg.cli import main as cli_main
-from jointseg.io_utils import UserError
-from jointseg.inference.inputs import case_files, group_cases
-from jointseg.inference.predict import case_dice, case_id, list_inputs, predict_files, sliding_probabilities
 from nnunet_helpers import make_nnunet_dataset
 from test_train import prepare_demo, run_train, tiny_run_config
+
+from jointseg.cli import main as cli_main
+from jointseg.inference.inputs import case_files, group_cases
+from jointseg.inference.predict import case_dice, case_id, list_inputs, predict_files, sliding_probabilities
+from jointseg.io_utils import UserError
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,24 @@ def test_predict_2d_then_evaluate(trained, tmp_path):
     prepared, ckpt = trained["demo_isic"]
     images = prepared / "test" / "images"
     out = tmp_path / "pred"
-    assert cli_main(["predict", "--checkpoint", str(ckpt), "--input", str(images), "--out", str(out),
-                     "--probabilities", "--no-progress", "--threads", "1"]) == 0
+    assert (
+        cli_main(
+            [
+                "predict",
+                "--checkpoint",
+                str(ckpt),
+                "--input",
+                str(images),
+                "--out",
+                str(out),
+                "--probabilities",
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     inputs = sorted(images.iterdir())
     assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{case_id(p)}.png" for p in inputs)
     for src in inputs[:3]:
@@ -116,8 +132,21 @@ def test_predict_errors_are_clear(trained, tmp_path, capsys):
     bad = tmp_path / "in"
     bad.mkdir()
     (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    assert cli_main(["predict", "--checkpoint", str(ckpt), "--input", str(bad), "--output",  # the old flag
-                     str(tmp_path / "o"), "--no-progress"]) == 2
+    assert (
+        cli_main(
+            [
+                "predict",
+                "--checkpoint",
+                str(ckpt),
+                "--input",
+                str(bad),
+                "--output",  # the old flag
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "broken.png" in capsys.readouterr().err
     assert not (tmp_path / "o" / "broken.png").exists()
     nifti = next((trained["demo_msd"][0] / "test" / "images").iterdir())
@@ -140,20 +169,36 @@ def untrained_checkpoint(prepared, path):
     from jointseg.training.checkpoint import save_checkpoint
 
     manifest = json.loads((prepared / "manifest.json").read_text())
-    kwargs = {"arch": "denseunet", "preset": "small", "in_channels": manifest["in_channels"],
-              "num_classes": manifest["num_classes"], "attention": "none", "attention_level": "bottleneck",
-              "input_size": list(manifest["size"]), "attention_options": {}}
+    kwargs = {
+        "arch": "denseunet",
+        "preset": "small",
+        "in_channels": manifest["in_channels"],
+        "num_classes": manifest["num_classes"],
+        "attention": "none",
+        "attention_level": "bottleneck",
+        "input_size": list(manifest["size"]),
+        "attention_options": {},
+    }
     torch.manual_seed(0)
     model = build_model(**{**kwargs, "input_size": tuple(kwargs["input_size"])})
-    return save_checkpoint(path, {"model": model.state_dict(), "model_kwargs": kwargs,
-                                  "preprocess": manifest["preprocess"], "labels": manifest["labels"], "config": {}})
+    return save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            "model_kwargs": kwargs,
+            "preprocess": manifest["preprocess"],
+            "labels": manifest["labels"],
+            "config": {},
+        },
+    )
 
 
 def _prepared_nnunet(tmp_path, ndim):
     task = make_nnunet_dataset(tmp_path / "raw", ndim=ndim, channels=2, cases=6, seed=ndim)
     prepared = tmp_path / "prepared"
-    assert cli_main(["prepare", "--format", "nnunet", "--source", str(task), "--out", str(prepared),
-                     "--size", "16"]) == 0
+    assert (
+        cli_main(["prepare", "--format", "nnunet", "--source", str(task), "--out", str(prepared), "--size", "16"]) == 0
+    )
     return task, prepared, untrained_checkpoint(prepared, tmp_path / "ckpt.pt")
 
 
@@ -163,8 +208,24 @@ def test_predict_nnunet_3d_two_channels_keeps_geometry(tmp_path):
     task, prepared, ckpt = _prepared_nnunet(tmp_path, 3)
     images = prepared / "test" / "images"
     out = tmp_path / "pred"
-    assert cli_main(["predict", "--checkpoint", str(ckpt), "--input", str(images), "--out", str(out),
-                     "--probabilities", "--no-progress", "--threads", "1"]) == 0
+    assert (
+        cli_main(
+            [
+                "predict",
+                "--checkpoint",
+                str(ckpt),
+                "--input",
+                str(images),
+                "--out",
+                str(out),
+                "--probabilities",
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     labels = sorted(p.name for p in (prepared / "test" / "labels").iterdir())
     assert sorted(p.name for p in out.glob("*.nii.gz")) == labels  # one output per case, not per channel
     for name in labels:
@@ -199,7 +260,6 @@ def test_predict_nnunet_2d_two_channels_and_channel_grouping(tmp_path):
 
 def test_predict_msd_4d_multimodal_keeps_geometry(tmp_path):
     import nibabel as nib
-
     from test_prepare import make_msd
 
     src = make_msd(tmp_path / "raw", modalities=2)
@@ -212,7 +272,9 @@ def test_predict_msd_4d_multimodal_keeps_geometry(tmp_path):
         a, b = nib.load(str(src_path)), nib.load(str(dst))
         assert a.shape[3] == 2 and b.shape == a.shape[:3] and np.allclose(b.affine, a.affine, atol=1e-5)
     single = tmp_path / "single.nii.gz"  # one modality given to a two-modality checkpoint
-    nib.save(nib.Nifti1Image(np.asarray(nib.load(str(images[0])).dataobj)[..., 0], nib.load(str(images[0])).affine),
-             str(single))
+    nib.save(
+        nib.Nifti1Image(np.asarray(nib.load(str(images[0])).dataobj)[..., 0], nib.load(str(images[0])).affine),
+        str(single),
+    )
     with pytest.raises(UserError, match="1 channel"):
         predict_files(ckpt, [single], tmp_path / "pred3", progress=False)

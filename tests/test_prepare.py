@@ -14,10 +14,14 @@ from jointseg.cli import main as cli
 from jointseg.data.prepare import Settings, prepare
 from jointseg.data.preprocess import preprocess_file, restore, save_prediction
 
-AFFINE = np.array([[0.0, 0.0, -1.5, 40.0],   # permuted, flipped, oblique-free but non-identity
-                   [-0.9, 0.05, 0.0, 12.0],
-                   [0.0, 1.1, 0.0, -30.0],
-                   [0.0, 0.0, 0.0, 1.0]])
+AFFINE = np.array(
+    [
+        [0.0, 0.0, -1.5, 40.0],  # permuted, flipped, oblique-free but non-identity
+        [-0.9, 0.05, 0.0, 12.0],
+        [0.0, 1.1, 0.0, -30.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
 
 
 # --------------------------------------------------------------------------- tiny raw trees
@@ -31,10 +35,10 @@ def make_isic(root: Path, n: int = 4) -> Path:
         img_dir.mkdir(parents=True)
         gt_dir.mkdir(parents=True)
         for i in range(n):
-            cid = f"ISIC_{hash((split, i)) % 10 ** 7:07d}"
+            cid = f"ISIC_{hash((split, i)) % 10**7:07d}"
             h, w = 30 + i, 40 + 2 * i
             mask = np.zeros((h, w), np.uint8)
-            mask[8:20, 10:25 + i] = 255
+            mask[8:20, 10 : 25 + i] = 255
             img = (rng.random((h, w, 3)) * 80 + 120).astype(np.uint8)
             img[mask > 0] //= 2
             Image.fromarray(img).save(img_dir / f"{cid}.jpg", quality=95)
@@ -58,8 +62,9 @@ def make_msd(root: Path, n: int = 5, modalities: int = 1) -> Path:
         lab = np.zeros(shape, np.uint8)
         lab[3:7, 2:5, 2:5] = 1
         lab[7:10, 2:5, 2:5] = 2
-        img = np.stack([rng.normal(100 + 300 * m, 10 + 5 * m, shape) + (50.0 - 80 * m) * lab
-                        for m in range(modalities)], -1).astype(np.float32)
+        img = np.stack(
+            [rng.normal(100 + 300 * m, 10 + 5 * m, shape) + (50.0 - 80 * m) * lab for m in range(modalities)], -1
+        ).astype(np.float32)
         img[0] = 0  # a zero background slab (excluded from the z-score)
         img = img[..., 0] if modalities == 1 else img
         cid = f"tiny_{i:03d}"
@@ -69,8 +74,13 @@ def make_msd(root: Path, n: int = 5, modalities: int = 1) -> Path:
     (task / "imagesTr" / "._tiny_000.nii.gz").write_bytes(b"macOS resource fork")  # as in the real tar
     names = ["FLAIR", "T1w", "T1gd", "T2w"]
     modality = {"0": "MRI"} if modalities == 1 else {str(m): names[m] for m in range(modalities)}
-    meta = {"name": "Tiny", "modality": modality, "labels": {"0": "background", "1": "a", "2": "b"},
-            "numTraining": n, "training": training}
+    meta = {
+        "name": "Tiny",
+        "modality": modality,
+        "labels": {"0": "background", "1": "a", "2": "b"},
+        "numTraining": n,
+        "training": training,
+    }
     (task / "dataset.json").write_text(json.dumps(meta))
     return root
 

@@ -31,13 +31,26 @@ def _layout(tmp_path: Path) -> dict[str, Path]:
 def test_provenance_command_records_code_data_and_runs(tmp_path):
     files = _layout(tmp_path)
     out = tmp_path / "summary" / "provenance.json"
-    rc = cli_main(["provenance", "--config", str(files["config"]), "--out", str(out),
-                   "--raw", str(files["raw"]), "--manifests", str(files["manifest"]),
-                   "--run-configs", str(files["run_config"])])
+    rc = cli_main(
+        [
+            "provenance",
+            "--config",
+            str(files["config"]),
+            "--out",
+            str(out),
+            "--raw",
+            str(files["raw"]),
+            "--manifests",
+            str(files["manifest"]),
+            "--run-configs",
+            str(files["run_config"]),
+        ]
+    )
     assert rc == 0
     record = json.loads(out.read_text())
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert record["git"]["commit"] == head
     assert isinstance(record["git"]["dirty"], bool)
     assert record["packages"]["numpy"] == metadata.version("numpy")
@@ -50,8 +63,17 @@ def test_provenance_command_records_code_data_and_runs(tmp_path):
 
 def test_missing_input_is_a_one_line_error(tmp_path, capsys):
     files = _layout(tmp_path)
-    rc = cli_main(["provenance", "--config", str(files["config"]), "--out", str(tmp_path / "p.json"),
-                   "--manifests", str(tmp_path / "nope" / "manifest.json")])
+    rc = cli_main(
+        [
+            "provenance",
+            "--config",
+            str(files["config"]),
+            "--out",
+            str(tmp_path / "p.json"),
+            "--manifests",
+            str(tmp_path / "nope" / "manifest.json"),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "nope/manifest.json: not found" in err and "Traceback" not in err

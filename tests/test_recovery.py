@@ -42,8 +42,14 @@ def kill_during_training(project: Path, timeout: float = 1200) -> Path:
 
     Returns the run folder of the training job that was cut short.
     """
-    proc = subprocess.Popen([str(VENV_BIN / "snakemake")], cwd=project, env=tool_env(project),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "snakemake")],
+        cwd=project,
+        env=tool_env(project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:

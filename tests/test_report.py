@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from reporting_helpers import cli_args, fake_study, metrics_frame, write_json
 
 from jointseg.cli import main as cli_main
@@ -72,7 +71,8 @@ def test_identity_comes_from_the_data_not_the_path(tmp_path):
     assert cli_main(cli_args({**study, "metrics": renamed}, tmp_path / "summary", "--no-figures")) == 0
     summary = pd.read_csv(tmp_path / "summary" / "summary.csv")
     assert sorted(zip(summary["variant"], summary["seed"])) == sorted(
-        (v, s) for v in ("joint", "pointwise", "self") for s in (0, 1))
+        (v, s) for v in ("joint", "pointwise", "self") for s in (0, 1)
+    )
 
 
 def test_old_metrics_without_run_columns_are_refused(tmp_path, capsys):

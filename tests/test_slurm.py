@@ -58,8 +58,7 @@ def slurm_cluster():
         print(f"\nSlurm test skipped: {reason}")
         pytest.skip(f"Slurm cannot be installed here: {reason}")
     assert done.returncode == 0, f"setup_slurm.sh failed:\n{done.stdout}\n{done.stderr}"
-    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t %c"], capture_output=True, text=True,
-                           timeout=60).stdout
+    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t %c"], capture_output=True, text=True, timeout=60).stdout
     assert "idle" in nodes or "mix" in nodes, nodes
     return nodes
 

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-
 from reporting_helpers import DIAGONALS, DIFF, HD, JOINT, fake_study, metrics_frame
 
 from jointseg.config import load_config
@@ -33,8 +32,7 @@ def _row(stats: pd.DataFrame, metric: str, variant: str) -> pd.Series:
 
 def test_seed_summary_means_exclude_undefined_distances(summarised):
     summary, _ = summarised
-    assert list(summary.columns[:7]) == ["dataset", "variant", "seed", "class", "n_cases", "n_nan_distance",
-                                         "n_params"]
+    assert list(summary.columns[:7]) == ["dataset", "variant", "seed", "class", "n_cases", "n_nan_distance", "n_params"]
     assert list(summary["variant"].unique()) == ["pointwise", "self", "joint"]  # config order
     j0 = summary[(summary["variant"] == "joint") & (summary["seed"] == 0)].iloc[0]
     assert j0["dice"] == pytest.approx(JOINT.mean() - 0.1, abs=1e-6)
@@ -81,17 +79,16 @@ def test_penalised_mean_pools_each_case_over_seeds_with_the_diagonal(summarised)
 
 
 def test_percent_of_diagonal_rows_only_for_pixel_data_sets(tmp_path):
-    px = metrics_frame("photos", "joint", 0, [0.8, 0.9], [10.0, float("nan")], cases=["a", "b"],
-                       diagonal=[200.0, 50.0])
-    mm = metrics_frame("mri", "joint", 0, [0.8, 0.9], [2.0, 3.0], cases=["a", "b"], diagonal=[90.0, 90.0],
-                       unit="mm")
+    px = metrics_frame("photos", "joint", 0, [0.8, 0.9], [10.0, float("nan")], cases=["a", "b"], diagonal=[200.0, 50.0])
+    mm = metrics_frame("mri", "joint", 0, [0.8, 0.9], [2.0, 3.0], cases=["a", "b"], diagonal=[90.0, 90.0], unit="mm")
     df = add_derived(pd.concat([px, mm], ignore_index=True))
     assert df["hd95_pct"].iloc[0] == pytest.approx(5.0)  # 100 * 10 / 200
     assert math.isnan(df["hd95_pct"].iloc[1])  # undefined distance stays undefined
     assert df["hd95_penalised"].iloc[1] == 50.0
     assert df.loc[df["dataset"] == "mri", "hd95_pct"].isna().all()
-    stats = compute_stats(pooled_cases(df), ["photos", "mri"], ["joint"], "joint", {"photos": "px", "mri": "mm"},
-                          n_boot=100)
+    stats = compute_stats(
+        pooled_cases(df), ["photos", "mri"], ["joint"], "joint", {"photos": "px", "mri": "mm"}, n_boot=100
+    )
     assert {"hd95_pct", "assd_pct"} <= set(stats.loc[stats["dataset"] == "photos", "metric"])
     assert not {"hd95_pct", "assd_pct"} & set(stats.loc[stats["dataset"] == "mri", "metric"])
     assert {"hd95_penalised", "assd_penalised"} <= set(stats.loc[stats["dataset"] == "mri", "metric"])

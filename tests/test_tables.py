@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from reporting_helpers import DIFF, JOINT, cli_args, fake_study
 
 from jointseg.cli import main as cli_main
@@ -13,8 +12,15 @@ from jointseg.reporting.tables import format_p
 
 def unet_parameters(attention: str) -> int:
     """Parameters of the fake study's network, built with real weights and counted by hand."""
-    model = build_model(arch="unet", preset="small", in_channels=3, num_classes=2, attention=attention,
-                        attention_level=8, input_size=(64, 64))
+    model = build_model(
+        arch="unet",
+        preset="small",
+        in_channels=3,
+        num_classes=2,
+        attention=attention,
+        attention_level=8,
+        input_size=(64, 64),
+    )
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

@@ -122,8 +122,9 @@ def test_training_run_is_recorded(mlflow_store, tmp_path, monkeypatch):
     assert run["params.train.lr"] == "0.001" and run["params.model.attention"] == "joint"
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    changes = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                             text=True, check=True)
+    changes = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+    )
     assert run["tags.git_commit"] == head  # the checkout holding the package, whatever the working directory
     assert run["tags.git_dirty"] == str(bool(changes.stdout.strip()))
     assert run["tags.version.torch"] != "not installed"
@@ -132,8 +133,11 @@ def test_training_run_is_recorded(mlflow_store, tmp_path, monkeypatch):
     client = tracking.client(mlflow_store)
     assert [m.value for m in client.get_metric_history(tr.run_id, "loss")] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
     assert [m.step for m in client.get_metric_history(tr.run_id, "val_dice")] == [2, 4]
-    assert artifact_paths(mlflow_store, tr.run_id) == {"predictions/case1.png", "run_config.json",
-                                                       "checkpoints/final.pt"}
+    assert artifact_paths(mlflow_store, tr.run_id) == {
+        "predictions/case1.png",
+        "run_config.json",
+        "checkpoints/final.pt",
+    }
     logged = Path(client.get_run(tr.run_id).info.artifact_uri.removeprefix("file://")) / "checkpoints" / "final.pt"
     assert logged.stat().st_ino == ckpt.stat().st_ino  # a local store gets a hard link, not a copy
     ckpt.with_name("final.tmp").write_bytes(b"weights v2")
@@ -220,11 +224,24 @@ WORKER = textwrap.dedent("""
 @pytest.mark.slow
 def test_four_parallel_writers_lose_nothing(tmp_path):
     """Four processes create runs and log into one *fresh* SQLite store at once."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "pipeline_src"), "MLFLOW_TRACKING_URI": "",
-           "JOINTSEG_MLFLOW_PARENT": ""}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "pipeline_src"),
+        "MLFLOW_TRACKING_URI": "",
+        "JOINTSEG_MLFLOW_PARENT": "",
+    }
     steps = 40
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, f"v{i}", str(steps)], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, f"v{i}", str(steps)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err

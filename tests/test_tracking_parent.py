@@ -30,17 +30,24 @@ def mlflow_store(tmp_path_factory):
 
 
 def study_config(uri: str, study: str) -> dict:
-    return {"study": study, "results_dir": "results", "mlflow": {"tracking_uri": uri},
-            "datasets": {"demo_isic": {"labels": {"0": "background", "1": "lesion"}},
-                         "demo_msd": {"labels": {"0": "background", "1": "anterior", "2": "posterior"}}}}
+    return {
+        "study": study,
+        "results_dir": "results",
+        "mlflow": {"tracking_uri": uri},
+        "datasets": {
+            "demo_isic": {"labels": {"0": "background", "1": "lesion"}},
+            "demo_msd": {"labels": {"0": "background", "1": "anterior", "2": "posterior"}},
+        },
+    }
 
 
 def test_owner_checks():
     """A live owner, a dead pid, a recycled pid, another host."""
     me = owner.owner_tags()
     assert not owner.owner_gone(me)
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead = {**me, owner.PID_TAG: done.stdout.strip(), owner.START_TAG: ""}
     assert owner.owner_gone(dead)
     recycled = {**me, owner.START_TAG: f"{float(me[owner.START_TAG]) - 3600:.2f}"}
@@ -95,8 +102,13 @@ def test_kill9_then_rerun_nests_every_child_under_a_finished_parent(mlflow_store
     children, resumes the cut-off training; after finish every child sits under a FINISHED parent."""
     results = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "pipeline_src"), tracking.PARENT_ENV: ""}
-    proc = subprocess.Popen([sys.executable, "-c", DOOMED, mlflow_store, str(results)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DOOMED, mlflow_store, str(results)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -113,8 +125,14 @@ def test_kill9_then_rerun_nests_every_child_under_a_finished_parent(mlflow_store
     assert runs.loc[old_parent, "tags.jointseg.continued_by"] == new_parent
 
     monkeypatch.setenv(tracking.PARENT_ENV, new_parent)
-    rc = {"study": "crash", "dataset": "demo_isic", "variant": "joint", "seed": 0, "labels": {},
-          "mlflow": {"tracking_uri": mlflow_store}}
+    rc = {
+        "study": "crash",
+        "dataset": "demo_isic",
+        "variant": "joint",
+        "seed": 0,
+        "labels": {},
+        "mlflow": {"tracking_uri": mlflow_store},
+    }
     resumed = tracking.RunTracker(rc, results, resume_run_id=cut_off)
     resumed.log_metrics({"loss": 0.5}, 2)
     resumed.finish()
@@ -176,7 +194,8 @@ def test_finish_logs_seed_means_and_summary_without_markers(mlflow_store, tmp_pa
         "precision,hd95_pct\n"
         "demo_isic,joint,0,1,5,0,1000,0.80,0.7,3.0,1.0,0.9,0.99,0.8,1.0\n"
         "demo_isic,joint,1,1,5,1,1000,0.70,0.6,5.0,2.0,0.9,0.99,0.8,3.0\n"
-        "demo_isic,self,0,1,5,0,900,0.60,0.5,7.0,3.0,0.9,0.99,0.8,5.0\n")
+        "demo_isic,self,0,1,5,0,900,0.60,0.5,7.0,3.0,0.9,0.99,0.8,5.0\n"
+    )
     (summary / "stats.csv").write_text("dataset,class,metric,variant,mean\n")
     (summary / "figures" / "demo_isic_boxplot.png").write_bytes(b"png")
     (summary / "figures" / ".snakemake_timestamp").write_text("")
@@ -191,7 +210,11 @@ def test_finish_logs_seed_means_and_summary_without_markers(mlflow_store, tmp_pa
     assert run["metrics.demo_isic/self/test_dice_lesion"] == pytest.approx(0.6)
     assert not [c for c in run.index if "n_params" in c or "n_cases" in c]  # counts are not scores
     assert artifact_paths(mlflow_store, parent) == {
-        "config.json", "summary/summary.csv", "summary/stats.csv", "summary/figures/demo_isic_boxplot.png"}
+        "config.json",
+        "summary/summary.csv",
+        "summary/stats.csv",
+        "summary/figures/demo_isic_boxplot.png",
+    }
 
 
 def test_start_failure_is_one_line(tmp_path):
@@ -205,8 +228,15 @@ def test_start_failure_is_one_line(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "pipeline_src")}
-    done = subprocess.run([sys.executable, "-m", "jointseg", "track", "start", "--config", str(path)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "jointseg", "track", "start", "--config", str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 1
     assert done.stdout == ""
     assert "Traceback" not in done.stderr

@@ -40,8 +40,19 @@ def prepare_demo(base: Path) -> Path:
         tf.extractall(raw / "demo_msd", filter="data")
     data = base / "data"
     for name, fmt in (("demo_isic", "isic"), ("demo_msd", "msd")):
-        rc = cli_main(["prepare", "--format", fmt, "--source", str(raw / name),
-                       "--out", str(data / "prepared" / name), "--size", str(SIZE)])
+        rc = cli_main(
+            [
+                "prepare",
+                "--format",
+                fmt,
+                "--source",
+                str(raw / name),
+                "--out",
+                str(data / "prepared" / name),
+                "--size",
+                str(SIZE),
+            ]
+        )
         assert rc == 0
     return data
 
@@ -51,8 +62,14 @@ def tiny_run_config(data: Path, dataset: str = "demo_isic", iterations: int = 6,
     overrides = {
         "data_dir": str(data),
         "datasets": {dataset: {"size": [SIZE, SIZE]}},
-        "train": {"iterations": iterations, "batch_size": 2, "val_every": 3, "checkpoint_every": 2,
-                  "threads": THREADS, **train},
+        "train": {
+            "iterations": iterations,
+            "batch_size": 2,
+            "val_every": 3,
+            "checkpoint_every": 2,
+            "threads": THREADS,
+            **train,
+        },
     }
     config = load_config(ROOT / "config" / "config.yaml", overrides)
     return resolve_run(config, dataset, "joint", 0)
@@ -65,8 +82,18 @@ def run_train(rc: dict, out: Path, **kwargs) -> dict:
 
 
 def train_cmd(rc_path: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "jointseg.cli", "train", "--run-config", str(rc_path), "--out", str(out),
-            "--no-mlflow", "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "jointseg.cli",
+        "train",
+        "--run-config",
+        str(rc_path),
+        "--out",
+        str(out),
+        "--no-mlflow",
+        "--no-progress",
+    ]
 
 
 def sub_env() -> dict:
@@ -229,8 +256,7 @@ def test_resume_after_kill9_gives_identical_weights(isic_run, tmp_path):
     rc_path = tmp_path / "run_config.json"
     rc_path.write_text(json.dumps(rc))
     out = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(rc_path, out), env=sub_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(train_cmd(rc_path, out), env=sub_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     latest = out / "checkpoints" / "latest.pt"
     deadline = time.monotonic() + 300
     while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -286,4 +312,3 @@ def test_loader_workers_do_not_change_the_result(isic_run, tmp_path):
     with_workers["train"]["workers"] = 2
     run_train(with_workers, tmp_path / "workers")
     assert_same_final(reference_out, tmp_path / "workers")
-

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from test_train import SIZE, prepare_demo, tiny_run_config
 
 
@@ -21,8 +20,11 @@ def demo_data(tmp_path_factory) -> Path:
 def train_images(prepared: Path) -> list[tuple]:
     """The stored training images and labels (32x32: a crop at the training size is the whole image)."""
     manifest = json.loads((prepared / "manifest.json").read_text())
-    return [(np.load(prepared / c["image"]), np.load(prepared / c["label"]))
-            for c in manifest["cases"] if c["split"] == "train"]
+    return [
+        (np.load(prepared / c["image"]), np.load(prepared / c["label"]))
+        for c in manifest["cases"]
+        if c["split"] == "train"
+    ]
 
 
 def is_stored(image, label, stored: list[tuple]) -> bool:
@@ -36,8 +38,11 @@ def test_author_recipe_is_built_from_the_config(demo_data, tmp_path):
     from jointseg.training.losses import CEDiceLoss, CELoss
 
     cpu = torch.device("cpu")
-    author = build(tiny_run_config(demo_data, scheduler="constant", loss="ce", augment={"enabled": False}),
-                   tmp_path / "author", cpu)
+    author = build(
+        tiny_run_config(demo_data, scheduler="constant", loss="ce", augment={"enabled": False}),
+        tmp_path / "author",
+        cpu,
+    )
     assert isinstance(author.loss_fn, CELoss)
     lr = author.optimizer.param_groups[0]["lr"]
     for _ in range(10):

@@ -88,8 +88,7 @@ def test_scheduler_state_of_another_kind_is_a_clear_error():
 
 def test_optimizer_reads_every_setting_from_the_run_config():
     model = torch.nn.Linear(2, 2)
-    opt = schedule.build_optimizer(model, {"lr": 0.02, "betas": [0.8, 0.95], "weight_decay": 0.1},
-                                   torch.device("cpu"))
+    opt = schedule.build_optimizer(model, {"lr": 0.02, "betas": [0.8, 0.95], "weight_decay": 0.1}, torch.device("cpu"))
     group = opt.param_groups[0]
     assert (group["lr"], group["betas"], group["weight_decay"]) == (0.02, (0.8, 0.95), 0.1)
     with pytest.raises(KeyError):  # no second copy of a default in code
@@ -152,10 +151,18 @@ def test_bad_checkpoint_files_are_clear_errors(tmp_path):
 
 
 def test_changed_keys_ignore_resume_free_settings():
-    old = {"train": {"lr": 0.001, "threads": 2, "augment": {"enabled": True}}, "model": {"attention_options": {}},
-           "mlflow": {"tracking_uri": "a"}}
-    new = {"train": {"lr": 0.01, "threads": 8, "augment": {"enabled": False}}, "model": {"attention_options": {}},
-           "mlflow": {"tracking_uri": "b"}}
+    old = {
+        "train": {"lr": 0.001, "threads": 2, "augment": {"enabled": True}},
+        "model": {"attention_options": {}},
+        "mlflow": {"tracking_uri": "a"},
+    }
+    new = {
+        "train": {"lr": 0.01, "threads": 8, "augment": {"enabled": False}},
+        "model": {"attention_options": {}},
+        "mlflow": {"tracking_uri": "b"},
+    }
     assert changed_keys(old, new) == ["train.augment.enabled", "train.lr"]
     assert changed_keys(old, {**old, "model": {"attention_options": {"k": 3}}}) == [
-        "model.attention_options", "model.attention_options.k"]
+        "model.attention_options",
+        "model.attention_options.k",
+    ]

@@ -51,12 +51,27 @@ def test_invalid_config_stops_with_one_clear_line(workdir, override, expected):
 
 def test_demo_dry_run_lists_every_job(workdir):
     """The demo DAG through the local profile; nested --config values keep their types."""
-    out = snakemake(workdir, "-n", "--profile", "workflow/profiles/local",
-                    "--config", "train={iterations: 7, lr: 1e-4, amp: 'off'}", timeout=300).stdout
+    out = snakemake(
+        workdir,
+        "-n",
+        "--profile",
+        "workflow/profiles/local",
+        "--config",
+        "train={iterations: 7, lr: 1e-4, amp: 'off'}",
+        timeout=300,
+    ).stdout
     counts = job_counts(out)
     runs = len(DEMO_DATASETS) * len(DEMO_VARIANTS)
-    assert counts == {"download": 2, "prepare": 2, **{r: runs for r in RUN_RULES},
-                      "aggregate": 1, "headline_metrics": 1, "provenance": 1, "test_metrics_to_mlflow": 1, "all": 1}
+    assert counts == {
+        "download": 2,
+        "prepare": 2,
+        **{r: runs for r in RUN_RULES},
+        "aggregate": 1,
+        "headline_metrics": 1,
+        "provenance": 1,
+        "test_metrics_to_mlflow": 1,
+        "all": 1,
+    }
     trained = {(w["dataset"], w["variant"], w["seed"]) for r, w in planned_jobs(out) if r == "train"}
     assert trained == {(d, v, "0") for d in DEMO_DATASETS for v in DEMO_VARIANTS}
     effective = yaml.safe_load((workdir / "results" / "demo" / ".pipeline" / "config.yaml").read_text())
@@ -79,8 +94,14 @@ def test_rules_do_not_need_jointseg_on_path(workdir):
     """Rules and hooks call `<python> -m jointseg`: a PATH without the venv still plans and runs hooks."""
     env = {k: v for k, v in os.environ.items() if k != "PATH"}
     env["PATH"] = "/usr/bin:/bin"
-    done = subprocess.run([str(VENV_BIN / "snakemake"), "-n", "-p", "--cores", "1"], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(VENV_BIN / "snakemake"), "-n", "-p", "--cores", "1"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     shell_lines = [l for l in done.stdout.splitlines() if " -m jointseg " in l]
     assert shell_lines, done.stdout
@@ -95,8 +116,16 @@ def test_paper_dry_run_lists_every_job(workdir):
     assert paper["baselines"] == ["unet"] and paper["seeds"] == [0, 1, 2]
     runs = len(paper["datasets"]) * (len(paper["variants"]) + len(paper["baselines"])) * len(paper["seeds"])
     assert runs == 42
-    assert job_counts(out) == {"download": 2, "prepare": 2, **{r: runs for r in RUN_RULES},
-                               "aggregate": 1, "headline_metrics": 1, "provenance": 1, "test_metrics_to_mlflow": 1, "all": 1}
+    assert job_counts(out) == {
+        "download": 2,
+        "prepare": 2,
+        **{r: runs for r in RUN_RULES},
+        "aggregate": 1,
+        "headline_metrics": 1,
+        "provenance": 1,
+        "test_metrics_to_mlflow": 1,
+        "all": 1,
+    }
     # --configfile replaces the default config: no demo data set sneaks in.
     assert not any(w.get("dataset", "").startswith("demo") for _, w in planned_jobs(out))
     assert {w["variant"] for r, w in planned_jobs(out) if r == "train"} == {*paper["variants"], "unet"}
@@ -108,22 +137,44 @@ def test_gpu_slots_give_concurrent_jobs_distinct_devices(tmp_path):
     env = {**os.environ, "JOINTSEG_GPUS": "0,1,2", "JOINTSEG_GPU_LOCK_DIR": str(tmp_path / "locks")}
     for key in ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES"):
         env.pop(key, None)
-    procs = [subprocess.Popen([sys.executable, str(script), "--gpus", "1", "--", *probe], env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), "--gpus", "1", "--", *probe], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     got = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert got == ["0", "1", "2"]
     # Two GPUs per job out of three: a second job waits for the first to finish.
-    procs = [subprocess.Popen([sys.executable, str(script), "--gpus", "2", "--", *probe], env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), "--gpus", "2", "--", *probe], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     pairs = [set(p.communicate(timeout=60)[0].strip().split(",")) for p in procs]
     assert all(len(pair) == 2 for pair in pairs)
     # Under Slurm the device list is Slurm's business: left untouched.
-    slurm = subprocess.run([sys.executable, str(script), "--gpus", "1", "--", sys.executable, "-c",
-                            "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"],
-                           env={**env, "SLURM_JOB_ID": "1"}, capture_output=True, text=True, timeout=60)
+    slurm = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--gpus",
+            "1",
+            "--",
+            sys.executable,
+            "-c",
+            "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))",
+        ],
+        env={**env, "SLURM_JOB_ID": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert slurm.stdout.strip() == "unset"
-    too_many = subprocess.run([sys.executable, str(script), "--gpus", "4", "--", "true"], env=env,
-                              capture_output=True, text=True, timeout=60)
+    too_many = subprocess.run(
+        [sys.executable, str(script), "--gpus", "4", "--", "true"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert too_many.returncode != 0 and "only 3 visible" in too_many.stderr
 
 
@@ -141,7 +192,8 @@ def test_slurm_profile_is_valid_for_snakemake(workdir):
 def test_demo_study_end_to_end(demo):
     summary = pd.read_csv(demo / "results" / "demo" / "summary" / "summary.csv")
     assert {(d, v) for d, v in zip(summary["dataset"], summary["variant"])} == {
-        (d, v) for d in DEMO_DATASETS for v in DEMO_VARIANTS}
+        (d, v) for d in DEMO_DATASETS for v in DEMO_VARIANTS
+    }
     for dataset in DEMO_DATASETS:
         for variant in DEMO_VARIANTS:
             metrics = pd.read_csv(demo / "results" / "demo" / dataset / variant / "seed0" / "metrics.csv")
@@ -156,10 +208,10 @@ def test_demo_study_end_to_end(demo):
         assert list((demo / "benchmarks" / rule).rglob("*.tsv")), f"no benchmark for {rule}"
     # MLflow: the invocation's parent run is FINISHED and every training is nested under it,
     # with its test scores (named as in summary.csv) and no Snakemake marker as an artifact.
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
-    runs = mlflow.search_runs(experiment_names=["jointseg-demo"],
-                              tracking_uri=f"sqlite:///{demo / 'mlflow.db'}", output_format="list")
+    client = MlflowClient(tracking_uri=f"sqlite:///{demo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("jointseg-demo").experiment_id])
     parents = [r for r in runs if r.data.tags.get("jointseg.kind") == "pipeline"]
     children = [r for r in runs if r.data.tags.get("jointseg.kind") == "training"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -168,6 +220,18 @@ def test_demo_study_end_to_end(demo):
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert 0 <= child.data.metrics["test_dice_mean"] <= 1
+
+    def artifact_names(run_id: str, path: str | None = None) -> list[str]:
+        names = []
+        for item in client.list_artifacts(run_id, path):
+            names.append(item.path)
+            if item.is_dir:
+                names += artifact_names(run_id, item.path)
+        return names
+
+    uploaded = artifact_names(parents[0].info.run_id)
+    assert any(name.endswith("summary.csv") for name in uploaded)
+    assert not [name for name in uploaded if Path(name).name.startswith(".snakemake")]
 
 
 @pytest.mark.slow
@@ -183,8 +247,13 @@ def test_changing_one_variant_reruns_only_that_variant(demo):
     jobs = planned_jobs(done.stdout)
     per_run = {(r, w["dataset"], w["variant"]) for r, w in jobs if "variant" in w}
     assert per_run == {(r, d, "self") for r in RUN_RULES for d in DEMO_DATASETS}
-    assert {r for r, w in jobs if "variant" not in w} == {"aggregate", "headline_metrics", "provenance",
-                                                         "test_metrics_to_mlflow", "all"}
+    assert {r for r, w in jobs if "variant" not in w} == {
+        "aggregate",
+        "headline_metrics",
+        "provenance",
+        "test_metrics_to_mlflow",
+        "all",
+    }
     # Editing the YAML works the same way (and the effective config is no input:
     # the dry run above rewrote it without making anything stale).
     config_path = demo / "config" / "config.yaml"

@@ -25,14 +25,22 @@ def module_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield uri
 
 
-def run_config(uri: str | None = None, study: str = "unit", variant: str = "joint", seed: int = 0,
-               dataset: str = "demo_isic") -> dict:
+def run_config(
+    uri: str | None = None, study: str = "unit", variant: str = "joint", seed: int = 0, dataset: str = "demo_isic"
+) -> dict:
     """A resolved run config as ``jointseg resolve`` writes it (the keys tracking reads)."""
-    return {"study": study, "dataset": dataset, "variant": variant, "seed": seed,
-            "prepared_dir": "does/not/exist", "size": [64, 64], "labels": {"0": "background", "1": "lesion"},
-            "model": {"arch": "denseunet", "preset": "small", "attention": variant},
-            "train": {"lr": 0.001, "betas": [0.9, 0.99], "augment": {"flip": True}},
-            "mlflow": {"tracking_uri": uri}}
+    return {
+        "study": study,
+        "dataset": dataset,
+        "variant": variant,
+        "seed": seed,
+        "prepared_dir": "does/not/exist",
+        "size": [64, 64],
+        "labels": {"0": "background", "1": "lesion"},
+        "model": {"arch": "denseunet", "preset": "small", "attention": variant},
+        "train": {"lr": 0.001, "betas": [0.9, 0.99], "augment": {"flip": True}},
+        "mlflow": {"tracking_uri": uri},
+    }
 
 
 def search_runs(uri: str, study: str):

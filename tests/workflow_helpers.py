@@ -31,8 +31,14 @@ QUICK_TRAIN = {"iterations": 2, "val_every": 2, "checkpoint_every": 2, "batch_si
 DVC_FILES = ("dvc.yaml", "studies/paper/dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
 
 
-def project_copy(dest: Path, *, with_package: bool = False, with_dvc: bool = False, train: dict | None = None,
-                 edit: dict | None = None) -> Path:
+def project_copy(
+    dest: Path,
+    *,
+    with_package: bool = False,
+    with_dvc: bool = False,
+    train: dict | None = None,
+    edit: dict | None = None,
+) -> Path:
     """Copy the workflow's files into ``dest``; optionally shrink the config's training.
 
     ``train`` is merged into ``config/config.yaml``'s ``train`` (written to the
@@ -70,21 +76,27 @@ def tool_env(project: Path, extra: dict[str, str] | None = None) -> dict[str, st
         shim_dir = project / ".test-bin"
         shim_dir.mkdir(exist_ok=True)
         shim = shim_dir / "jointseg"
-        shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m jointseg.cli \"$@\"\n")
+        shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m jointseg.cli "$@"\n')
         shim.chmod(0o755)
         bin_dirs.insert(0, str(shim_dir))
     env["PATH"] = os.pathsep.join(bin_dirs + [env.get("PATH", "")])
     package = project / "pipeline_src" if (project / "pipeline_src").is_dir() else ROOT / "pipeline_src"
     env["PYTHONPATH"] = os.pathsep.join([str(package)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1",
-               GIT_PYTHON_REFRESH="quiet", PYTHONHASHSEED="0")
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        GIT_PYTHON_REFRESH="quiet",
+        PYTHONHASHSEED="0",
+    )
     env.pop("MLFLOW_TRACKING_URI", None)  # each project copy keeps its own mlflow.db
     env.update(extra or {})
     return env
 
 
-def run(cmd: list[str], cwd: Path, timeout: float = 1500, check: bool = True,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path, timeout: float = 1500, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``cmd`` in ``cwd`` with :func:`tool_env` (plus ``env``); on failure show its output and logs."""
     done = subprocess.run(cmd, cwd=cwd, env=tool_env(cwd, env), capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:

@@ -33,9 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; with ``command`` only that sub-command's module is imported."""
     parser = argparse.ArgumentParser(
-        prog="jointseg", description=__doc__.splitlines()[0],
+        prog="jointseg",
+        description=__doc__.splitlines()[0],
         epilog="The workflow chains download -> prepare -> resolve -> train -> predict -> evaluate -> "
-        "aggregate; `jointseg COMMAND --help` lists a command's options.")
+        "aggregate; `jointseg COMMAND --help` lists a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"jointseg {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():

@@ -92,9 +92,7 @@ def _check_variant(variant: str, source: str) -> None:
     from .variants import VARIANTS
 
     if variant not in VARIANTS:
-        raise UserError(
-            f"{source}: unknown variant '{variant}' in 'variants'; choose from {sorted(VARIANTS)}"
-        )
+        raise UserError(f"{source}: unknown variant '{variant}' in 'variants'; choose from {sorted(VARIANTS)}")
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:

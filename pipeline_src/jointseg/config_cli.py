@@ -18,14 +18,22 @@ def add_run_selection(parser, required: bool = True) -> None:
     parser.add_argument("--config", required=required, default=None, help="study config YAML")
     from .variants import VARIANTS
 
-    parser.add_argument("--dataset", required=required, default=None,
-                        help="data set name (a key of the config's 'datasets')")
-    parser.add_argument("--variant", required=required, default=None,
-                        help=f"attention variant ({', '.join(VARIANTS)}) or a baseline (unet)")
+    parser.add_argument(
+        "--dataset", required=required, default=None, help="data set name (a key of the config's 'datasets')"
+    )
+    parser.add_argument(
+        "--variant",
+        required=required,
+        default=None,
+        help=f"attention variant ({', '.join(VARIANTS)}) or a baseline (unet)",
+    )
     parser.add_argument("--seed", type=int, required=required, default=None, help="training seed")
-    parser.add_argument("--set", dest="overrides", default=None,
-                        help="JSON object deep-merged into the config before validation, "
-                             "e.g. '{\"train\": {\"iterations\": 10}}'")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        default=None,
+        help='JSON object deep-merged into the config before validation, e.g. \'{"train": {"iterations": 10}}\'',
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> dict:

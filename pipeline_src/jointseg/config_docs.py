@@ -71,8 +71,13 @@ def _rows(node: dict, root: dict, prefix: str, tables: list[tuple[str, dict]]) -
     for key, sub in node.get("properties", {}).items():
         sub = _resolve(sub, root)
         name = f"{prefix}{key}"
-        default = f"`{json.dumps(sub['default'])}`" if "default" in sub else "required" \
-            if key in node.get("required", []) else "-"
+        default = (
+            f"`{json.dumps(sub['default'])}`"
+            if "default" in sub
+            else "required"
+            if key in node.get("required", [])
+            else "-"
+        )
         rows.append(f"| `{name}` | {_cell(_type(sub))} | {_cell(default)} | {_cell(sub.get('description', ''))} |")
         if sub.get("properties"):
             tables.append((name, sub))

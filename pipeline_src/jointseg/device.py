@@ -30,8 +30,10 @@ def select_device(spec: str = "auto") -> torch.device:
         return torch.device("cpu")
     if spec in ("cuda", "cuda:0", "gpu"):
         if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA GPU is visible (check CUDA_VISIBLE_DEVICES and "
-                            "the driver) - use --device auto or cpu")
+            raise UserError(
+                "--device cuda: no CUDA GPU is visible (check CUDA_VISIBLE_DEVICES and "
+                "the driver) - use --device auto or cpu"
+            )
         return torch.device("cuda", 0)
     if spec == "mps":
         if not torch.backends.mps.is_available():
@@ -39,8 +41,9 @@ def select_device(spec: str = "auto") -> torch.device:
         return torch.device("mps")
     if spec == "cpu":
         return torch.device("cpu")
-    raise UserError(f"--device {spec}: unknown device; use auto, cpu, cuda or mps "
-                    "(select a GPU with CUDA_VISIBLE_DEVICES)")
+    raise UserError(
+        f"--device {spec}: unknown device; use auto, cpu, cuda or mps (select a GPU with CUDA_VISIBLE_DEVICES)"
+    )
 
 
 def resolve_threads(explicit: int | None = None) -> int:
@@ -143,8 +146,7 @@ def select_precision(device: torch.device, amp: str = "auto", channels_last: str
         dtype = torch.bfloat16
     elif amp == "fp16":
         if not cuda:
-            raise UserError("train.amp: fp16 needs a CUDA GPU; use auto, bf16 or off on "
-                            f"{device.type}")
+            raise UserError(f"train.amp: fp16 needs a CUDA GPU; use auto, bf16 or off on {device.type}")
         dtype = torch.float16
     elif amp == "off":
         dtype = None

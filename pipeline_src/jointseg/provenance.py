@@ -99,8 +99,12 @@ def manifest_hash(prepared_dir: str | Path | None) -> str:
     return sha256_file(manifest) if manifest.is_file() else "unknown"
 
 
-def record(config_path: str | Path, raw: Sequence[str | Path] = (), manifests: Sequence[str | Path] = (),
-           run_configs: Sequence[str | Path] = ()) -> dict:
+def record(
+    config_path: str | Path,
+    raw: Sequence[str | Path] = (),
+    manifests: Sequence[str | Path] = (),
+    run_configs: Sequence[str | Path] = (),
+) -> dict:
     """The content of ``provenance.json``: git state, packages, config, data hashes, run settings.
 
     ``raw``: download markers ``<raw>/<dataset>/.complete.json``; ``manifests``:

@@ -183,7 +183,9 @@ TRAIN_THREADS = int(config["train"].get("threads") or 8)  # scaled down to --cor
 # Snakemake only counts the `gpu` resource, it does not pin devices. Under
 # Slurm the wrapper leaves CUDA_VISIBLE_DEVICES (set by Slurm) alone.
 GPU_WRAP = (
-    f"{PYTHON} {shlex.quote(str(SCRIPTS / 'gpu_slot.py'))} --gpus {GPUS} --"
+    # relative to the working directory: a param with the project's absolute path would
+    # make a moved or copied project rerun every GPU job
+    f"{PYTHON} {shlex.quote(os.path.relpath(SCRIPTS / 'gpu_slot.py'))} --gpus {GPUS} --"
     if GPUS
     else ""
 )

@@ -66,5 +66,15 @@ def build(variant: str, channels: int, size: tuple[int, int], **options) -> nn.M
     return JointAttention(channels, size, variant=variant, **spec)
 
 
-__all__ = ["VARIANTS", "BRANCHES", "COMBINES", "STRUCTURES", "JointAttention", "NoAttention",
-           "PSABlock", "ParallelAttention", "build", "size_error"]
+__all__ = [
+    "VARIANTS",
+    "BRANCHES",
+    "COMBINES",
+    "STRUCTURES",
+    "JointAttention",
+    "NoAttention",
+    "PSABlock",
+    "ParallelAttention",
+    "build",
+    "size_error",
+]

@@ -36,7 +36,7 @@ class FusedAttentionBlock(nn.Module):
     Subclasses set ``size``, ``branches``, ``chunk``, ``checkpoint`` and define
     ``_groups(x)`` (one ``fused.Inputs`` per softmax whose probabilities are
     averaged; a single one for a joint softmax) and ``_output(x, agg)`` with
-    agg (N, B*Cv, H, W), branch-major.
+    agg (N, B, L, Cv), the attended values of each branch.
     """
 
     size: tuple[int, int]
@@ -57,11 +57,9 @@ class FusedAttentionBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_size(x)
-        n, _, h, w = x.shape
         # checkpoint: recompute each chunk's logits in backward, peak memory O(chunk * L)
         outs = [fused.attend(g, self.size, self.chunk, self.checkpoint) for g in self._groups(x)]
-        agg = outs[0] if len(outs) == 1 else torch.stack(outs).mean(0)  # (N, B, L, Cv)
-        return self._output(x, agg.transpose(2, 3).reshape(n, -1, h, w))
+        return self._output(x, outs[0] if len(outs) == 1 else torch.stack(outs).mean(0))
 
     def attention_map(self, x: Tensor, query: tuple[int, int]) -> Tensor:
         """Probabilities (N, B, H, W) of query position (h, w), one slice per branch."""

@@ -123,8 +123,9 @@ def _product(z: Tensor, win: Tensor, scratch: dict | None) -> Tensor:
     return torch.bmm(z, win.transpose(1, 2), out=scratch["partial"][:size].view(shape))
 
 
-def _branch_logits(plan: _Plan, base: Tensor | None, rel, n: int, branch: int, a0: int, rows: int,
-                   scratch: dict | None = None):
+def _branch_logits(
+    plan: _Plan, base: Tensor | None, rel, n: int, branch: int, a0: int, rows: int, scratch: dict | None = None
+):
     """Logits (N, rows*W, L) of ``branch`` for query rows a0..a0+rows-1, and each term's parts."""
     height, width = plan.size
     logits = None if base is None else base.view(n, rows, width, height, width)
@@ -190,7 +191,7 @@ class _FusedAttention(torch.autograd.Function):
     def backward(ctx, dout):
         plan = ctx.plan
         q, k, v, out, *rest = ctx.saved_tensors
-        rel, kept = rest[:2 * len(plan.terms)], iter(rest[2 * len(plan.terms):])
+        rel, kept = rest[: 2 * len(plan.terms)], iter(rest[2 * len(plan.terms) :])
         n, branches, need = v.shape[0], v.shape[1], ctx.needs_input_grad
         dq, dk = (torch.zeros_like(t) if need[i] else None for i, t in ((1, q), (2, k)))
         dv = [torch.zeros_like(v[:, b]) for b in range(branches)] if need[3] else None
@@ -250,8 +251,13 @@ def attend(inputs: Inputs, size: tuple[int, int], chunk: int = 512, recompute: b
         return F.scaled_dot_product_attention(q, k, v.contiguous(), scale=inputs.scale)
     q, k, v, rel = _prepare(inputs)
     grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, *rel))
-    plan = _Plan(tuple(size), max(1, chunk // size[1]), grads and not recompute, float(inputs.scale),
-                 tuple((r.branch, r.mode) for r in inputs.relative))
+    plan = _Plan(
+        tuple(size),
+        max(1, chunk // size[1]),
+        grads and not recompute,
+        float(inputs.scale),
+        tuple((r.branch, r.mode) for r in inputs.relative),
+    )
     return _FusedAttention.apply(plan, q, k, v, *rel)
 
 

@@ -18,6 +18,7 @@ E4 on the chunked fused function; neither builds an L x L matrix.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import fused
@@ -91,8 +92,10 @@ class JointAttention(FusedAttentionBlock):
         nn.init.zeros_(self.out_norm.weight)  # block starts as the identity (non-local, DANet)
 
     def extra_repr(self) -> str:
-        return (f"variant={self.variant}, channels={self.channels}, size={self.size}, terms={self.terms}, "
-                f"branches={self.branches}, combine={self.combine}, e1_scale={self.e1_scale}")
+        return (
+            f"variant={self.variant}, channels={self.channels}, size={self.size}, terms={self.terms}, "
+            f"branches={self.branches}, combine={self.combine}, e1_scale={self.e1_scale}"
+        )
 
     def gates(self) -> list[nn.Parameter]:
         """The zero-initialised scales that make the block start as the identity."""
@@ -101,10 +104,7 @@ class JointAttention(FusedAttentionBlock):
     def _groups(self, x: Tensor) -> list[fused.Inputs]:
         """One fused attention for ``joint``; one per term, averaged, for ``sum``."""
         n, _, h, w = x.shape
-        proj = {"value": self.value(x).view(n, len(self.branches), -1, h * w).transpose(2, 3)}  # (N,B,L,Cv)
-        for name in ("query", "key"):
-            if getattr(self, name) is not None:
-                proj[name] = getattr(self, name)(x).flatten(2).transpose(1, 2)  # (N, L, C')
+        proj = self._projections(x)
         for branch, pred in self.predictors.items():
             proj[branch] = pred.features(x)  # (N, H, W, C')
         if self.position_bias is not None:  # E4 is a collect term of constant features 1
@@ -127,5 +127,17 @@ class JointAttention(FusedAttentionBlock):
         key = proj["key"] if query is not None else None
         return fused.Inputs(proj["value"], query, key, scale, tuple(relative))
 
+    def _projections(self, x: Tensor) -> dict[str, Tensor]:
+        """query, key (N, L, C') and value (N, B, L, Cv): the 1x1 convs as one matmul over positions."""
+        convs = {name: conv for name in ("query", "key", "value") if (conv := getattr(self, name)) is not None}
+        weight = torch.cat([c.weight.flatten(1) for c in convs.values()])
+        bias = torch.cat([c.bias for c in convs.values()])
+        y = F.linear(x.flatten(2).transpose(1, 2), weight, bias)  # (N, L, sum of widths)
+        proj = dict(zip(convs, y.split([c.out_channels for c in convs.values()], dim=-1)))
+        proj["value"] = proj["value"].unflatten(-1, (len(self.branches), -1)).transpose(1, 2)
+        return proj
+
     def _output(self, x: Tensor, agg: Tensor) -> Tensor:
-        return x + self.out_norm(self.out(agg))
+        """x + BN(W_o [o_b]_b): the output 1x1 conv as a matmul over positions, BN channels-last."""
+        y = F.linear(agg.transpose(1, 2).flatten(2), self.out.weight.flatten(1))  # (N, L, C)
+        return x + self.out_norm(y.transpose(1, 2).unflatten(2, self.size))

@@ -67,8 +67,10 @@ class PSABlock(FusedAttentionBlock):
         self.fuse = conv_bn_relu(2 * channels, channels, kernel=3)
 
     def extra_repr(self) -> str:
-        return (f"variant={self.variant}, structure=psanet, channels={self.channels}, "
-                f"reduced={self.reduced_channels}, size={self.size}, branches={self.branches}")
+        return (
+            f"variant={self.variant}, structure=psanet, channels={self.channels}, "
+            f"reduced={self.reduced_channels}, size={self.size}, branches={self.branches}"
+        )
 
     def gates(self) -> list[nn.Parameter]:
         """None: this block does not start as the identity."""
@@ -78,9 +80,12 @@ class PSABlock(FusedAttentionBlock):
         """One attention per branch over E2 alone; the value is the reduced map z_b itself."""
         reduced = {b: self.reduce[b](x) for b in self.branches}
         value = torch.stack([reduced[b].flatten(2).transpose(1, 2) for b in self.branches], dim=1)
-        relative = tuple(fused.Relative(i, b, self.predictors[b].features(reduced[b]), self.predictors[b].weight)
-                         for i, b in enumerate(self.branches))
+        relative = tuple(
+            fused.Relative(i, b, self.predictors[b].features(reduced[b]), self.predictors[b].weight)
+            for i, b in enumerate(self.branches)
+        )
         return [fused.Inputs(value, relative=relative)]
 
     def _output(self, x: Tensor, agg: Tensor) -> Tensor:
+        agg = agg.transpose(2, 3).reshape(x.shape[0], -1, *self.size)  # [o_collect, o_distribute]
         return self.fuse(torch.cat([x, self.proj(agg)], dim=1))

@@ -92,7 +92,9 @@ def reference_logits(module: JointAttention, x: Tensor) -> dict[str, list[Tensor
                 logits.append(e3[:, None, :].expand(n, length, length))
             else:  # v_{j-i}: the same offset map at every position, placed like collect
                 fmap = module.position_bias[None, :, None, None].expand(1, -1, height, width)
-                logits.append(psamask_loops(fmap, "collect").reshape(1, length, length).transpose(1, 2).expand(n, -1, -1))
+                logits.append(
+                    psamask_loops(fmap, "collect").reshape(1, length, length).transpose(1, 2).expand(n, -1, -1)
+                )
         out[branch] = logits
     return out
 

@@ -46,6 +46,7 @@ def archive_kind(path: str | os.PathLike) -> str | None:
 
 def _check_member(archive: Path, name: str, link_target: str | None = None) -> None:
     """Refuse a member path (and link target) that would land outside the target folder."""
+
     def refuse(why: str) -> None:
         raise UserError(
             f"{archive}: refusing to extract member '{name}': {why}. The archive is damaged or "
@@ -106,8 +107,7 @@ def _check_tar(archive: Path, members: list[tarfile.TarInfo]) -> int:
             link = None
         _check_member(archive, m.name, link)
         if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
-            raise UserError(f"{archive}: refusing to extract member '{m.name}': "
-                            "device, fifo or other special file")
+            raise UserError(f"{archive}: refusing to extract member '{m.name}': device, fifo or other special file")
     return sum(m.size for m in members if m.isfile())
 
 
@@ -119,8 +119,9 @@ def _write_tar(archive: Path, tf: tarfile.TarFile, members: list[tarfile.TarInfo
     return [m.name for m in members if not m.isdir()]
 
 
-def check_size(archive: Path, declared: int, dest: Path, max_ratio: float = MAX_RATIO,
-               free_bytes: int | None = None) -> None:
+def check_size(
+    archive: Path, declared: int, dest: Path, max_ratio: float = MAX_RATIO, free_bytes: int | None = None
+) -> None:
     """Refuse an archive declaring more than ``max_ratio`` x its size AND more than the free space.
 
     ``free_bytes`` replaces ``shutil.disk_usage`` (of ``dest`` or its nearest
@@ -143,8 +144,9 @@ def check_size(archive: Path, declared: int, dest: Path, max_ratio: float = MAX_
         )
 
 
-def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, *, max_ratio: float = MAX_RATIO,
-                 free_bytes: int | None = None) -> list[str]:
+def safe_extract(
+    archive: str | os.PathLike, dest: str | os.PathLike, *, max_ratio: float = MAX_RATIO, free_bytes: int | None = None
+) -> list[str]:
     """Extract ``archive`` (zip or any tar) into ``dest`` after checking every member and the size.
 
     Returns the member names of the files written. Raises :class:`UserError` for

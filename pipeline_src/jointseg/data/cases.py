@@ -32,12 +32,12 @@ class Layout:
     """An adapter's answer: the labelled cases and how their files are organised."""
 
     cases: list[RawCase]
-    labels: dict[str, str]                 # class index (as a string) -> name
-    channels: list[str]                    # channel names; len = the model's in_channels
-    channel_files: bool = False            # one file per channel, named <case>_XXXX<ending>
+    labels: dict[str, str]  # class index (as a string) -> name
+    channels: list[str]  # channel names; len = the model's in_channels
+    channel_files: bool = False  # one file per channel, named <case>_XXXX<ending>
     file_ending: str | None = None
     fixed_splits: dict[str, str] = field(default_factory=dict)  # id -> split the layout decides
-    notes: list[str] = field(default_factory=list)              # printed by prepare
+    notes: list[str] = field(default_factory=list)  # printed by prepare
 
 
 def channel_file_parts(name: str, ending: str) -> tuple[str, int] | None:

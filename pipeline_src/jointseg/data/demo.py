@@ -36,8 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import atomic_path, sha256_file
-from .phantoms import (_hair, _lesion_mask, _rotation, _smooth_noise, isic_phantom,  # noqa: F401
-                       msd_affine, msd_phantom)  # the phantom functions stay importable from here
+from .phantoms import (
+    isic_phantom,  # noqa: F401
+    msd_affine,
+    msd_phantom,
+)  # the phantom functions stay importable from here
 from .sources import lock_key, record_lock
 
 ZIP_DATE = (2017, 1, 1, 0, 0, 0)
@@ -54,8 +57,9 @@ MSD_CASES = 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="pipeline_src/jointseg/data/demo", help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0: the shipped archives)")
-    parser.add_argument("--lock", help="also record the archives' sha256 in this lock file "
-                        "(keys demo_isic/<name>, demo_msd/<name>)")
+    parser.add_argument(
+        "--lock", help="also record the archives' sha256 in this lock file (keys demo_isic/<name>, demo_msd/<name>)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -65,8 +69,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"{digest}  {path}")
         if args.lock:
             url = f"pipeline_src/jointseg/data/demo/{path.relative_to(Path(args.out)).as_posix()}"
-            record_lock(args.lock, lock_key(dataset, path.name),
-                        {"sha256": digest, "size": path.stat().st_size, "url": url})
+            record_lock(
+                args.lock, lock_key(dataset, path.name), {"sha256": digest, "size": path.stat().st_size, "url": url}
+            )
     return 0
 
 
@@ -101,8 +106,7 @@ def _jpeg_bytes(array: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="JPEG", quality=88, subsampling=2,
-                                            optimize=False, progressive=False)
+    Image.fromarray(array).save(buf, format="JPEG", quality=88, subsampling=2, optimize=False, progressive=False)
     return buf.getvalue()
 
 
@@ -124,7 +128,8 @@ def make_isic(out: Path, seed: int = 0) -> list[Path]:
                 _zip_write(zf, f"{stem}/", None)
                 if kind == "image" and split == "train":
                     csv = "image_id,age_approximate,sex\n" + "".join(
-                        f"{cid},{int(age) // 5 * 5},{sex}\n" for cid, _, _, age, sex in cases)
+                        f"{cid},{int(age) // 5 * 5},{sex}\n" for cid, _, _, age, sex in cases
+                    )
                     _zip_write(zf, f"{stem}/{stem}_metadata.csv", csv.encode())
                 for cid, image, mask, _, _ in cases:
                     if kind == "image":

@@ -48,10 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", nargs="?", help="data set name in the config's 'datasets'")
     parser.add_argument("--config", help="study config YAML (with DATASET)")
     parser.add_argument("--out", help="target folder (default <data_dir>/raw/DATASET)")
-    parser.add_argument("--url", action="append", default=[],
-                        help="without a config: a URL or path to fetch (repeatable)")
-    parser.add_argument("--sha256", action="append", default=[],
-                        help="expected sha256 of each --url, in the same order")
+    parser.add_argument(
+        "--url", action="append", default=[], help="without a config: a URL or path to fetch (repeatable)"
+    )
+    parser.add_argument(
+        "--sha256", action="append", default=[], help="expected sha256 of each --url, in the same order"
+    )
     parser.add_argument("--lock", help="checksum lock file (default: the data set's lock_file)")
     parser.add_argument("--no-extract", action="store_true", help="keep archives packed")
     parser.add_argument("--retries", type=int, default=5, help="retries per file after a failure")
@@ -74,14 +76,23 @@ def main(args: argparse.Namespace) -> int:
         if not args.url or not args.out:
             raise UserError("give DATASET --config FILE, or --url URL ... --out DIR")
         if args.sha256 and len(args.sha256) != len(args.url):
-            raise UserError(f"{len(args.sha256)} --sha256 values for {len(args.url)} --url values; "
-                            "give one per URL or none")
+            raise UserError(
+                f"{len(args.sha256)} --sha256 values for {len(args.url)} --url values; give one per URL or none"
+            )
         shas = args.sha256 or [None] * len(args.url)
         sources = [Source(url=u, name=basename_of(u), sha256=s) for u, s in zip(args.url, shas)]
         out = Path(args.out)
         lock, search, name = args.lock, [], out.name
-    download_dataset(name, sources, out, lock=lock, extract=not args.no_extract,
-                     retries=args.retries, timeout=args.timeout, search=search)
+    download_dataset(
+        name,
+        sources,
+        out,
+        lock=lock,
+        extract=not args.no_extract,
+        retries=args.retries,
+        timeout=args.timeout,
+        search=search,
+    )
     return 0
 
 
@@ -100,10 +111,18 @@ def _copy_local(src: Path, part: Path, url: str) -> None:
     if not src.exists():
         raise UserError(f"{src}: source file not found (url '{url}'); check the path or mirror")
     try:
-        with open(src, "rb") as fin, open(part, "wb") as fout, tqdm(
-            total=src.stat().st_size, unit="B", unit_scale=True, desc=src.name, leave=False,
-            mininterval=1.0,
-        ) as bar:
+        with (
+            open(src, "rb") as fin,
+            open(part, "wb") as fout,
+            tqdm(
+                total=src.stat().st_size,
+                unit="B",
+                unit_scale=True,
+                desc=src.name,
+                leave=False,
+                mininterval=1.0,
+            ) as bar,
+        ):
             for block in iter(lambda: fin.read(1 << 20), b""):
                 fout.write(block)
                 bar.update(len(block))
@@ -111,9 +130,17 @@ def _copy_local(src: Path, part: Path, url: str) -> None:
         raise write_error(exc, part, url) from None
 
 
-def fetch_verified(url: str, dest: str | os.PathLike, expected: dict[str, str] | None = None, *,
-                   retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
-                   search: list[Path] | None = None, session: requests.Session | None = None) -> dict[str, str]:
+def fetch_verified(
+    url: str,
+    dest: str | os.PathLike,
+    expected: dict[str, str] | None = None,
+    *,
+    retries: int = 5,
+    timeout: float = 60.0,
+    backoff: float = 1.0,
+    search: list[Path] | None = None,
+    session: requests.Session | None = None,
+) -> dict[str, str]:
     """Fetch ``url`` (http(s), file:// or path) to ``dest``; return its digests (sha256, and md5 if pinned).
 
     The bytes go to ``dest.part`` first (kept across runs so a download resumes)
@@ -126,7 +153,9 @@ def fetch_verified(url: str, dest: str | os.PathLike, expected: dict[str, str] |
     local = resolve_local(url, search)
     if local is not None:
         if local.is_dir():
-            raise UserError(f"{local}: is a folder; fetch() copies files (folders are read in place by download_dataset)")
+            raise UserError(
+                f"{local}: is a folder; fetch() copies files (folders are read in place by download_dataset)"
+            )
         _copy_local(local, part, url)
     else:
         http_fetch(url, part, retries, timeout, backoff, session or requests.Session())
@@ -141,8 +170,9 @@ def fetch_verified(url: str, dest: str | os.PathLike, expected: dict[str, str] |
     return digests
 
 
-def fetch(url: str, dest: str | os.PathLike, expected_sha256: str | None = None, *,
-          expected_md5: str | None = None, **kwargs) -> str:
+def fetch(
+    url: str, dest: str | os.PathLike, expected_sha256: str | None = None, *, expected_md5: str | None = None, **kwargs
+) -> str:
     """:func:`fetch_verified` with the digests as arguments; returns the sha256."""
     expected = pinned({"sha256": expected_sha256, "md5": expected_md5})
     return fetch_verified(url, dest, expected, **kwargs)["sha256"]
@@ -158,8 +188,10 @@ def _expected(dataset: str, sources: list[Source], entries: dict, lock) -> dict[
         want = pinned(entries.get(lock_key(dataset, src.name)))
         if src.sha256:
             if want.get("sha256") and want["sha256"] != src.sha256.lower():
-                raise UserError(f"{lock}: sha256 of {lock_key(dataset, src.name)} disagrees with the config's "
-                                "sha256; fix one of them")
+                raise UserError(
+                    f"{lock}: sha256 of {lock_key(dataset, src.name)} disagrees with the config's "
+                    "sha256; fix one of them"
+                )
             want["sha256"] = src.sha256.lower()
         expected[src.name] = want
     return expected
@@ -167,8 +199,10 @@ def _expected(dataset: str, sources: list[Source], entries: dict, lock) -> dict[
 
 def _record(dataset: str, src: Source, lock, entries: dict, digest: str, extra: dict) -> None:
     """Add the sha256 to the lock entry (keeping an md5 already pinned there) and say so."""
-    print(f"jointseg download: recorded sha256 {digest} for {src.name}"
-          + (f" in {lock}; commit that file" if lock else " (no lock file given)"))
+    print(
+        f"jointseg download: recorded sha256 {digest} for {src.name}"
+        + (f" in {lock}; commit that file" if lock else " (no lock file given)")
+    )
     if lock:
         key = lock_key(dataset, src.name)
         record_lock(lock, key, {**entries.get(key, {}), "sha256": digest, **extra, "url": src.url})
@@ -183,8 +217,14 @@ def _read_folder(src: Source, local: Path, want: dict[str, str]) -> dict:
     table = folder_table(local)
     digest = folder_digest(table)
     verify({"sha256": digest}, want, f"folder {local}", src.url)
-    return {"name": src.name, "url": src.url, "split": src.split, "sha256": digest,
-            "path": str(local.resolve()), "files": table}
+    return {
+        "name": src.name,
+        "url": src.url,
+        "split": src.split,
+        "sha256": digest,
+        "path": str(local.resolve()),
+        "files": table,
+    }
 
 
 def _fetch_file(src: Source, out: Path, want: dict[str, str], extract: bool, fetch_args: dict) -> dict:
@@ -199,10 +239,18 @@ def _fetch_file(src: Source, out: Path, want: dict[str, str], extract: bool, fet
     return {"name": src.name, "url": src.url, "split": src.split, **have}
 
 
-def download_dataset(dataset: str, sources: list[Source], out: str | os.PathLike, *,
-                     lock: str | os.PathLike | None = None, extract: bool = True,
-                     retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
-                     search: list[Path] | None = None) -> dict:
+def download_dataset(
+    dataset: str,
+    sources: list[Source],
+    out: str | os.PathLike,
+    *,
+    lock: str | os.PathLike | None = None,
+    extract: bool = True,
+    retries: int = 5,
+    timeout: float = 60.0,
+    backoff: float = 1.0,
+    search: list[Path] | None = None,
+) -> dict:
     """Fetch every source into ``out`` (folders: read in place), verify/record checksums, extract, write the marker.
 
     Returns the marker dict. Idempotent: a complete folder whose records match
@@ -213,8 +261,10 @@ def download_dataset(dataset: str, sources: list[Source], out: str | os.PathLike
     expected = _expected(dataset, sources, entries, lock)
     folders = {s.name: p for s in sources if (p := resolve_local(s.url, search)) is not None and p.is_dir()}
     if folders and len(sources) > 1:
-        raise UserError(f"data set '{dataset}': the local folder source {sorted(folders)} must be the only "
-                        "source (it is read in place); give one folder holding the whole data set")
+        raise UserError(
+            f"data set '{dataset}': the local folder source {sorted(folders)} must be the only "
+            "source (it is read in place); give one folder holding the whole data set"
+        )
     if is_complete(out, sources, expected):
         print(f"jointseg download: {out} is complete (checksums in {out / MARKER})")
         return json.loads((out / MARKER).read_text())

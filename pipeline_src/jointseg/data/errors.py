@@ -11,6 +11,8 @@ from ..io_utils import UserError
 def write_error(exc: OSError, path: Path, url: str) -> UserError:
     """A :class:`UserError` for a failed write of ``path`` (fetched from ``url``)."""
     if exc.errno == errno.ENOSPC:
-        return UserError(f"disk full while writing {path} (from {url}); free space or choose "
-                         "another --out, then rerun (the download resumes)")
+        return UserError(
+            f"disk full while writing {path} (from {url}); free space or choose "
+            "another --out, then rerun (the download resumes)"
+        )
     return UserError(f"cannot write {path} (from {url}): {exc}")

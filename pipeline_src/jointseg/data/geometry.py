@@ -25,11 +25,11 @@ class Inverse:
     """What :func:`restore` needs to put a prediction back onto the source grid."""
 
     ndim: int
-    shape: tuple[int, ...]              # original grid: 2-D (h, w); 3-D the stored volume shape
+    shape: tuple[int, ...]  # original grid: 2-D (h, w); 3-D the stored volume shape
     source: str
-    affine: np.ndarray | None = None    # 3-D: the source affine (kept exactly)
-    header: Any = None                  # 3-D: copy of the source NIfTI header
-    slice_axis: int | None = None       # 3-D: axis of the canonical volume sliced along
+    affine: np.ndarray | None = None  # 3-D: the source affine (kept exactly)
+    header: Any = None  # 3-D: copy of the source NIfTI header
+    slice_axis: int | None = None  # 3-D: axis of the canonical volume sliced along
     canonical_shape: tuple[int, ...] | None = None
     pad: tuple[tuple[int, int], tuple[int, int]] | None = None  # 3-D: (before, after) of H', W'
     to_original: np.ndarray | None = field(default=None, repr=False)  # canonical -> stored orientation
@@ -52,31 +52,39 @@ def restore(prediction: np.ndarray, inverse: Inverse) -> np.ndarray:
                 raise ValueError(f"2-D probabilities must be (K, H, W), got {pred.shape}")
             from skimage.transform import resize
 
-            out = resize(pred, (pred.shape[0],) + tuple(inverse.shape), order=1, mode="edge",
-                         anti_aliasing=False, preserve_range=True)
+            out = resize(
+                pred,
+                (pred.shape[0],) + tuple(inverse.shape),
+                order=1,
+                mode="edge",
+                anti_aliasing=False,
+                preserve_range=True,
+            )
             return out.astype(np.float32)
         if pred.ndim != 2:
             raise ValueError(f"2-D labels must be (H, W), got {pred.shape}")
         return resize_label(pred, inverse.shape)
     lead = pred.shape[:1] if is_prob else ()
-    core = pred.shape[len(lead):]
+    core = pred.shape[len(lead) :]
     axis = inverse.slice_axis
     in_plane = [s for a, s in enumerate(inverse.canonical_shape) if a != axis]
     (h0, _), (w0, _) = inverse.pad
     expect_s = inverse.canonical_shape[axis]
     if len(core) != 3 or core[0] != expect_s or core[1] < in_plane[0] + h0 or core[2] < in_plane[1] + w0:
-        raise ValueError(f"3-D prediction of shape {pred.shape} does not match the prepared geometry "
-                         f"({expect_s} slices of at least {in_plane[0] + h0}x{in_plane[1] + w0})")
+        raise ValueError(
+            f"3-D prediction of shape {pred.shape} does not match the prepared geometry "
+            f"({expect_s} slices of at least {in_plane[0] + h0}x{in_plane[1] + w0})"
+        )
     import nibabel.orientations as no
 
-    cropped = pred[..., :, h0:h0 + in_plane[0], w0:w0 + in_plane[1]]
+    cropped = pred[..., :, h0 : h0 + in_plane[0], w0 : w0 + in_plane[1]]
     canon = np.moveaxis(cropped, len(lead), len(lead) + axis)
     if lead:
         out = np.stack([no.apply_orientation(c, inverse.to_original) for c in canon])
     else:
         out = no.apply_orientation(canon, inverse.to_original)
     out = np.ascontiguousarray(out)
-    assert out.shape[len(lead):] == tuple(inverse.shape), (out.shape, inverse.shape)
+    assert out.shape[len(lead) :] == tuple(inverse.shape), (out.shape, inverse.shape)
     return out
 
 

@@ -21,10 +21,8 @@ from ..io_utils import UserError
 from .errors import write_error
 
 CHUNK = 1 << 16
-FATAL = {400: "bad request", 401: "authentication required", 403: "access forbidden",
-         404: "not found", 410: "gone"}
-TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.HTTPError,
-             requests.exceptions.ChunkedEncodingError)
+FATAL = {400: "bad request", 401: "authentication required", 403: "access forbidden", 404: "not found", 410: "gone"}
+TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.HTTPError, requests.exceptions.ChunkedEncodingError)
 
 
 class _Budget:
@@ -56,10 +54,18 @@ def _stream_once(url: str, part: Path, timeout: float, session: requests.Session
             offset = 0  # the server ignored Range: start over
         length = resp.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        with open(part, "ab" if offset else "wb") as fh, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True,
-            desc=part.name[:-5], leave=False, mininterval=1.0,
-        ) as bar:
+        with (
+            open(part, "ab" if offset else "wb") as fh,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc=part.name[:-5],
+                leave=False,
+                mininterval=1.0,
+            ) as bar,
+        ):
             for block in resp.iter_content(CHUNK):
                 try:  # requests' errors are OSErrors too: only the write is guarded
                     fh.write(block)
@@ -71,8 +77,7 @@ def _stream_once(url: str, part: Path, timeout: float, session: requests.Session
         raise requests.ConnectionError("connection closed before the end of the file")
 
 
-def http_fetch(url: str, part: Path, retries: int, timeout: float, backoff: float,
-               session: requests.Session) -> None:
+def http_fetch(url: str, part: Path, retries: int, timeout: float, backoff: float, session: requests.Session) -> None:
     """Stream ``url`` into ``part``, resuming with ``Range`` and retrying transient failures."""
     budget = _Budget()
 
@@ -92,7 +97,8 @@ def http_fetch(url: str, part: Path, retries: int, timeout: float, backoff: floa
         retry=tenacity.retry_if_exception_type(TRANSIENT),
         stop=lambda state: budget.failures > retries,
         wait=lambda state: min(backoff * 2 ** max(budget.failures - 1, 0), 60.0),
-        before_sleep=announce, reraise=True,
+        before_sleep=announce,
+        reraise=True,
     )
     try:
         retrying(attempt)

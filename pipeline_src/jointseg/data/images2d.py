@@ -30,12 +30,15 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     except FileNotFoundError:
         raise UserError(f"{path}: image file not found") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read image ({exc}); the file is truncated or not an image - "
-                        "re-download or remove it") from None
+        raise UserError(
+            f"{path}: cannot read image ({exc}); the file is truncated or not an image - re-download or remove it"
+        ) from None
     channels = 1 if arr.ndim == 2 else arr.shape[2]
     if channels != 3 or mode not in ("RGB",):
-        raise UserError(f"{path}: image has {channels} channel(s) (mode {mode}); expected RGB with 3 "
-                        "channels - convert it to RGB or remove it")
+        raise UserError(
+            f"{path}: image has {channels} channel(s) (mode {mode}); expected RGB with 3 "
+            "channels - convert it to RGB or remove it"
+        )
     return arr
 
 
@@ -68,8 +71,10 @@ def map_labels(raw: np.ndarray, label_values: dict, path: str | os.PathLike) -> 
     allowed = {int(k): int(v) for k, v in label_values.items()}
     bad = [int(v) for v in values if int(v) not in allowed or v != int(v)]
     if bad:
-        raise UserError(f"{path}: label values {bad[:10]} are outside the declared label map "
-                        f"{sorted(allowed)}; fix the file or the data set's labels")
+        raise UserError(
+            f"{path}: label values {bad[:10]} are outside the declared label map "
+            f"{sorted(allowed)}; fix the file or the data set's labels"
+        )
     lut = np.zeros(max(allowed) + 1, np.uint8)
     for k, v in allowed.items():
         lut[k] = v
@@ -90,8 +95,14 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     factor = min(rgb.shape[0] // (2 * size[0]), rgb.shape[1] // (2 * size[1]))
     if factor >= 2:
         rgb = np.asarray(Image.fromarray(rgb).reduce(int(factor)))
-    out = resize(rgb.astype(np.float32) / 255.0, (size[0], size[1], 3), order=1, mode="edge",
-                 anti_aliasing=True, preserve_range=True)
+    out = resize(
+        rgb.astype(np.float32) / 255.0,
+        (size[0], size[1], 3),
+        order=1,
+        mode="edge",
+        anti_aliasing=True,
+        preserve_range=True,
+    )
     return out.astype(np.float32)
 
 
@@ -99,8 +110,7 @@ def resize_label(label: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """Nearest-neighbour resize of a class-index map (no new values)."""
     from skimage.transform import resize
 
-    return resize(label, tuple(size), order=0, mode="edge", anti_aliasing=False,
-                  preserve_range=True).astype(np.uint8)
+    return resize(label, tuple(size), order=0, mode="edge", anti_aliasing=False, preserve_range=True).astype(np.uint8)
 
 
 def image_2d(rgb: np.ndarray, spec: dict) -> np.ndarray:
@@ -124,9 +134,11 @@ def read_png_channels(paths: list[Path], case: str) -> np.ndarray:
             raise UserError(f"{path}: cannot read image ({exc}); the file is truncated or not an image") from None
         arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
         if planes and arr.shape[1:] != planes[0].shape[1:]:
-            raise UserError(f"case '{case}': channel {Path(path).name} has shape {arr.shape[1:]} but "
-                            f"{Path(paths[0]).name} has {planes[0].shape[1:]}; all channels of a case "
-                            "must share one grid")
+            raise UserError(
+                f"case '{case}': channel {Path(path).name} has shape {arr.shape[1:]} but "
+                f"{Path(paths[0]).name} has {planes[0].shape[1:]}; all channels of a case "
+                "must share one grid"
+            )
         planes.append(arr.astype(np.float32))
     return np.concatenate(planes)
 
@@ -135,8 +147,14 @@ def resize_channels(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Float ``(C, h, w)`` -> float32 ``(C, H, W)``, bilinear and anti-aliased per channel."""
     from skimage.transform import resize
 
-    out = resize(image.astype(np.float32), (image.shape[0], size[0], size[1]), order=1, mode="edge",
-                 anti_aliasing=True, preserve_range=True)
+    out = resize(
+        image.astype(np.float32),
+        (image.shape[0], size[0], size[1]),
+        order=1,
+        mode="edge",
+        anti_aliasing=True,
+        preserve_range=True,
+    )
     return out.astype(np.float32)
 
 

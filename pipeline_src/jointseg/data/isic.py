@@ -54,12 +54,15 @@ def find_cases(root: str | Path) -> list[RawCase]:
                     raise UserError(f"{path}: duplicate case {cid} (also {table[cid]}); remove one")
                 table[cid] = path
     if not images:
-        raise UserError(f"{root}: no ISIC_<id>.jpg images found (empty or not extracted?); "
-                        "run `jointseg download` or point --source at the extracted archives")
+        raise UserError(
+            f"{root}: no ISIC_<id>.jpg images found (empty or not extracted?); "
+            "run `jointseg download` or point --source at the extracted archives"
+        )
     for cid, path in sorted(images.items()):
         if cid not in masks:
-            raise UserError(f"{path}: image has no mask {cid}_segmentation.png; add the ground-truth "
-                            "archive or remove the image")
+            raise UserError(
+                f"{path}: image has no mask {cid}_segmentation.png; add the ground-truth archive or remove the image"
+            )
     for cid, path in sorted(masks.items()):
         if cid not in images:
             raise UserError(f"{path}: mask has no image {cid}.jpg; add the image archive or remove the mask")

@@ -34,8 +34,9 @@ DEFAULT_AUGMENT = {"flip": True, "rotate": 15.0, "scale": [0.9, 1.1], "intensity
 NO_AUGMENT = {"flip": False, "rotate": 0.0, "scale": [1.0, 1.0], "intensity": 0.0, "color": 0.0}
 
 
-def warp(image: np.ndarray, label: np.ndarray, matrix: np.ndarray, offset: np.ndarray,
-         out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def warp(
+    image: np.ndarray, label: np.ndarray, matrix: np.ndarray, offset: np.ndarray, out_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Affine warp: output pixel ``o`` samples the input at ``matrix @ o + offset``.
 
     Image ``(C, H, W)``: bilinear, zero outside. Label ``(H, W)``: nearest,
@@ -53,8 +54,9 @@ def warp(image: np.ndarray, label: np.ndarray, matrix: np.ndarray, offset: np.nd
     yi1 = np.clip(y0.astype(np.int64) + 2, 0, H + 1) * (W + 2)
     xi0 = np.clip(x0.astype(np.int64) + 1, 0, W + 1)
     xi1 = np.clip(x0.astype(np.int64) + 2, 0, W + 1)
-    img = ((padded.take(yi0 + xi0, axis=1) * (1 - wx) + padded.take(yi0 + xi1, axis=1) * wx) * (1 - wy)
-           + (padded.take(yi1 + xi0, axis=1) * (1 - wx) + padded.take(yi1 + xi1, axis=1) * wx) * wy)
+    img = (padded.take(yi0 + xi0, axis=1) * (1 - wx) + padded.take(yi0 + xi1, axis=1) * wx) * (1 - wy) + (
+        padded.take(yi1 + xi0, axis=1) * (1 - wx) + padded.take(yi1 + xi1, axis=1) * wx
+    ) * wy
     yr, xr = np.floor(ys + 0.5).astype(np.int64), np.floor(xs + 0.5).astype(np.int64)
     inside = (yr >= 0) & (yr < H) & (xr >= 0) & (xr < W)
     lab = np.where(inside, label.reshape(-1).take(np.clip(yr, 0, H - 1) * W + np.clip(xr, 0, W - 1)), 0)
@@ -87,8 +89,17 @@ class TrainBatches:
     ``length`` only answers ``len()`` (for samplers that ask).
     """
 
-    def __init__(self, prepared_dir: str | Path, split: str, batch_size: int, crop, augment, seed: int,
-                 foreground_fraction: float = 2 / 3, length: int = 10 ** 9):
+    def __init__(
+        self,
+        prepared_dir: str | Path,
+        split: str,
+        batch_size: int,
+        crop,
+        augment,
+        seed: int,
+        foreground_fraction: float = 2 / 3,
+        length: int = 10**9,
+    ):
         self.root = Path(prepared_dir)
         self.manifest, self.cases = _cases(prepared_dir, split)
         self.ndim = int(self.manifest["ndim"])
@@ -102,8 +113,10 @@ class TrainBatches:
         for case in self.cases:
             shape = case.get("padded_shape") or self.manifest["size"]
             if shape[0] < self.crop[0] or shape[1] < self.crop[1]:
-                raise UserError(f"{self.root}: case {case['id']} is {shape}, smaller than the crop {self.crop}; "
-                                "prepare with --size at least the crop")
+                raise UserError(
+                    f"{self.root}: case {case['id']} is {shape}, smaller than the crop {self.crop}; "
+                    "prepare with --size at least the crop"
+                )
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -116,8 +129,10 @@ class TrainBatches:
     def _open(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i not in self._arrays:
             case = self.cases[i]
-            self._arrays[i] = (np.load(self.root / case["image"], mmap_mode="r"),
-                               np.load(self.root / case["label"], mmap_mode="r"))
+            self._arrays[i] = (
+                np.load(self.root / case["image"], mmap_mode="r"),
+                np.load(self.root / case["label"], mmap_mode="r"),
+            )
         return self._arrays[i]
 
     def _case_index(self, k: int) -> int:
@@ -149,8 +164,8 @@ class TrainBatches:
         c, s = math.cos(angle), math.sin(angle)
         matrix = np.array([[c, -s], [s, c]]) @ np.diag(flips / scale)
         if np.allclose(matrix, np.eye(2)):  # plain crop: no interpolation
-            img = image[:, oy:oy + h, ox:ox + w].copy()
-            lab = label[oy:oy + h, ox:ox + w].astype(np.int64)
+            img = image[:, oy : oy + h, ox : ox + w].copy()
+            lab = label[oy : oy + h, ox : ox + w].astype(np.int64)
         else:  # input = matrix @ (out - out_centre) + in_centre, in pixel coordinates
             out_c = np.array([(h - 1) / 2, (w - 1) / 2])
             in_c = np.array([oy + out_c[0], ox + out_c[1]])
@@ -160,7 +175,9 @@ class TrainBatches:
             img = img * (1 + rng.uniform(-i, i)) + rng.uniform(-i, i)
         if aug["color"] and img.shape[0] > 1:
             col = aug["color"]
-            img = img * (1 + rng.uniform(-col, col, (img.shape[0], 1, 1))) + rng.uniform(-col, col, (img.shape[0], 1, 1))
+            img = img * (1 + rng.uniform(-col, col, (img.shape[0], 1, 1))) + rng.uniform(
+                -col, col, (img.shape[0], 1, 1)
+            )
         return img.astype(np.float32), lab
 
     def __getitem__(self, t: int) -> tuple[np.ndarray, np.ndarray]:

@@ -40,8 +40,7 @@ def read_marker(raw: str | Path) -> dict | None:
 
 
 def _files_present(root: Path, files: dict) -> bool:
-    return all((root / rel).is_file() and (root / rel).stat().st_size == info["size"]
-               for rel, info in files.items())
+    return all((root / rel).is_file() and (root / rel).stat().st_size == info["size"] for rel, info in files.items())
 
 
 def is_complete(out: Path, sources, expected: dict[str, dict[str, str]]) -> bool:

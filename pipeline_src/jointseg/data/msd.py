@@ -19,24 +19,21 @@ import json
 import os
 from pathlib import Path
 
+from .. import paths
 from ..io_utils import UserError
 from .cases import RawCase
 
-NII = (".nii.gz", ".nii")
+NII = paths.NIFTI_SUFFIXES
 __all__ = ["NII", "RawCase", "case_id", "channel_names", "find_cases", "find_task", "read_meta"]
 
 
 def case_id(path: Path) -> str:
-    name = path.name
-    for ext in NII:
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
+    """A volume's case id (:func:`jointseg.paths.case_id` over the NIfTI suffixes)."""
+    return paths.case_id(path, NII) or path.stem
 
 
 def _nifti_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.name.endswith(NII))
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.endswith(NII))
 
 
 def find_task(root: str | Path, what: str = "MSD task") -> Path:
@@ -50,8 +47,10 @@ def find_task(root: str | Path, what: str = "MSD task") -> Path:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise UserError(f"{root}: no {what} folder (with imagesTr/ and labelsTr/) found; "
-                        "run `jointseg download` or point --source at the extracted task")
+        raise UserError(
+            f"{root}: no {what} folder (with imagesTr/ and labelsTr/) found; "
+            "run `jointseg download` or point --source at the extracted task"
+        )
     raise UserError(f"{root}: several {what} folders {[p.name for p in found]}; point --source at one")
 
 
@@ -72,7 +71,7 @@ def channel_names(meta: dict, path: str | Path = "dataset.json") -> list[str]:
     """The channel names of ``modality`` (``{"0": "FLAIR", "1": "T1w", ...}``); one unnamed if absent."""
     modality = meta.get("modality", {"0": "image"})
     if not isinstance(modality, dict) or set(map(str, modality)) != {str(i) for i in range(len(modality))}:
-        raise UserError(f"{path}: 'modality' must map \"0\", \"1\", ... to channel names, got {modality!r}")
+        raise UserError(f'{path}: \'modality\' must map "0", "1", ... to channel names, got {modality!r}')
     return [str(modality[str(i)]) for i in range(len(modality))]
 
 

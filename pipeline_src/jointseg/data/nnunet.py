@@ -32,17 +32,21 @@ ENDINGS = (".nii.gz", ".nii", ".png")
 def _labels(raw, path: Path) -> dict[str, str]:
     """``labels`` (name -> class index) as ``{"index": name}``; refuses regions and gaps."""
     if not isinstance(raw, dict) or not raw:
-        raise UserError(f"{path}: 'labels' must map names to class indices, e.g. {{\"background\": 0, \"tumor\": 1}}")
+        raise UserError(f'{path}: \'labels\' must map names to class indices, e.g. {{"background": 0, "tumor": 1}}')
     regions = [name for name, v in raw.items() if isinstance(v, (list, tuple))]
     if regions:
-        raise UserError(f"{path}: region-based labels {regions} (a list of classes per label) are not "
-                        "supported; give each label one class index (convert the regions to classes)")
+        raise UserError(
+            f"{path}: region-based labels {regions} (a list of classes per label) are not "
+            "supported; give each label one class index (convert the regions to classes)"
+        )
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw.values()):
         raise UserError(f"{path}: 'labels' values must be integers (name -> class index), got {raw}")
     values = sorted(raw.values())
     if values != list(range(len(values))):
-        raise UserError(f"{path}: label values {values} must be consecutive from 0 (background) as nnU-Net "
-                        "requires; renumber the classes")
+        raise UserError(
+            f"{path}: label values {values} must be consecutive from 0 (background) as nnU-Net "
+            "requires; renumber the classes"
+        )
     return {str(v): str(name) for name, v in sorted(raw.items(), key=lambda kv: kv[1])}
 
 
@@ -57,12 +61,16 @@ def read_dataset_json(task: Path) -> dict:
         raise UserError(f"{path}: cannot read dataset.json ({exc})") from None
     names = meta.get("channel_names", meta.get("modality"))
     if not isinstance(names, dict) or set(map(str, names)) != {str(i) for i in range(len(names))}:
-        raise UserError(f"{path}: 'channel_names' must map \"0\", \"1\", ... to channel names, got {names!r}")
+        raise UserError(f'{path}: \'channel_names\' must map "0", "1", ... to channel names, got {names!r}')
     ending = meta.get("file_ending")
     if ending not in ENDINGS:
         raise UserError(f"{path}: file_ending {ending!r} is not supported; use one of {list(ENDINGS)}")
-    return {"channels": [str(names[str(i)]) for i in range(len(names))], "labels": _labels(meta.get("labels"), path),
-            "file_ending": ending, "num_training": meta.get("numTraining")}
+    return {
+        "channels": [str(names[str(i)]) for i in range(len(names))],
+        "labels": _labels(meta.get("labels"), path),
+        "file_ending": ending,
+        "num_training": meta.get("numTraining"),
+    }
 
 
 def _expected_files(ending: str, channels: int, indices: list[int]) -> int:
@@ -87,12 +95,16 @@ def _group(folder: Path, ending: str, channels: int) -> dict[str, tuple[Path, ..
         need = _expected_files(ending, channels, sorted(files))
         missing = [i for i in range(need) if i not in files]
         if missing:
-            raise UserError(f"{folder / f'{cid}_{missing[0]:04d}{ending}'}: channel file missing for case '{cid}' "
-                            f"(dataset.json declares {channels} channel(s)); add it or remove the case")
+            raise UserError(
+                f"{folder / f'{cid}_{missing[0]:04d}{ending}'}: channel file missing for case '{cid}' "
+                f"(dataset.json declares {channels} channel(s)); add it or remove the case"
+            )
         extra = sorted(i for i in files if i >= need)
         if extra:
-            raise UserError(f"{files[extra[0]]}: channel {extra[0]} of case '{cid}' is not declared in "
-                            f"channel_names ({channels} channel(s)); remove it or declare the channel")
+            raise UserError(
+                f"{files[extra[0]]}: channel {extra[0]} of case '{cid}' is not declared in "
+                f"channel_names ({channels} channel(s)); remove it or declare the channel"
+            )
         cases[cid] = tuple(files[i] for i in range(need))
     return cases
 
@@ -110,16 +122,22 @@ def _train_cases(task: Path, meta: dict) -> list[RawCase]:
         raise UserError(f"{images_dir}: no <case>_0000{ending} images found; the folder is empty")
     for cid, files in images.items():
         if not (labels_dir / f"{cid}{ending}").is_file():
-            raise UserError(f"{files[0]}: image of case '{cid}' has no label ({labels_dir / (cid + ending)} "
-                            "missing); add the label or remove the case")
+            raise UserError(
+                f"{files[0]}: image of case '{cid}' has no label ({labels_dir / (cid + ending)} "
+                "missing); add the label or remove the case"
+            )
     for label in sorted(labels_dir.glob(f"*{ending}")):
         cid = label.name[: -len(ending)]
         if not label.name.startswith(".") and cid not in images:
-            raise UserError(f"{label}: label of case '{cid}' has no image {cid}_0000{ending}; add it or remove the label")
+            raise UserError(
+                f"{label}: label of case '{cid}' has no image {cid}_0000{ending}; add it or remove the label"
+            )
     n = meta["num_training"]
     if n is not None and n != len(images):
-        raise UserError(f"{task / 'dataset.json'}: numTraining is {n} but imagesTr holds {len(images)} cases; "
-                        "fix numTraining or the folders")
+        raise UserError(
+            f"{task / 'dataset.json'}: numTraining is {n} but imagesTr holds {len(images)} cases; "
+            "fix numTraining or the folders"
+        )
     return _paired(images, labels_dir, ending, None)
 
 
@@ -131,8 +149,10 @@ def find_layout(root: str | Path, config_labels: dict | None = None) -> Layout:
     if config_labels is not None:
         config_labels = {str(k): str(v) for k, v in config_labels.items()}
         if set(config_labels) != set(labels):
-            raise UserError(f"{task / 'dataset.json'}: labels {labels} (class -> name) disagree with the data "
-                            f"set's config labels {config_labels}; make the config's labels the same classes")
+            raise UserError(
+                f"{task / 'dataset.json'}: labels {labels} (class -> name) disagree with the data "
+                f"set's config labels {config_labels}; make the config's labels the same classes"
+            )
         labels = {k: config_labels[k] for k in labels}  # the config's names, dataset.json's classes
     cases = _train_cases(task, meta)
     notes, fixed = [], {}
@@ -146,7 +166,16 @@ def find_layout(root: str | Path, config_labels: dict | None = None) -> Layout:
         cases += _paired(labelled, task / "labelsTs", ending, "test")
         fixed = {cid: "test" for cid in labelled}
         if len(test) > len(labelled):
-            notes.append(f"{len(test) - len(labelled)} unlabelled imagesTs case(s) not scored; segment them "
-                         f"with `jointseg predict --input {test_dir}`")
-    return Layout(cases=sorted(cases, key=lambda c: c.id), labels=labels, channels=meta["channels"],
-                  channel_files=True, file_ending=ending, fixed_splits=fixed, notes=notes)
+            notes.append(
+                f"{len(test) - len(labelled)} unlabelled imagesTs case(s) not scored; segment them "
+                f"with `jointseg predict --input {test_dir}`"
+            )
+    return Layout(
+        cases=sorted(cases, key=lambda c: c.id),
+        labels=labels,
+        channels=meta["channels"],
+        channel_files=True,
+        file_ending=ending,
+        fixed_splits=fixed,
+        notes=notes,
+    )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-
 # --------------------------------------------------------------------------- 2-D phantoms
 
 
@@ -37,7 +36,7 @@ def _lesion_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     theta = np.arctan2(yy - cy, xx - cx)
     radius = np.ones_like(theta)
     for k in range(2, 8):
-        radius += rng.uniform(0, 0.28 / k ** 0.8) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        radius += rng.uniform(0, 0.28 / k**0.8) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
     ratio = rng.uniform(0.65, 1.0)  # elongation along a random direction
     ang = rng.uniform(0, np.pi)
     du = (xx - cx) * np.cos(ang) + (yy - cy) * np.sin(ang)
@@ -55,7 +54,7 @@ def _hair(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         p0, p2 = rng.uniform([0, 0], [h, w]), rng.uniform([0, 0], [h, w])
         p1 = (p0 + p2) / 2 + rng.normal(0, 0.3 * min(h, w), 2)
         t = np.linspace(0, 1, 120)[:, None]
-        pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2
+        pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
         pts = np.clip(np.round(pts).astype(int), 0, [h - 1, w - 1])
         for a, b in zip(pts[:-1], pts[1:]):
             rr, cc, val = line_aa(a[0], a[1], b[0], b[1])
@@ -142,8 +141,10 @@ def msd_phantom(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
     curve = start + s[:, None] * length * direction + (rng.uniform(2, 6) * np.sin(np.pi * s))[:, None] * bend
     radius = rng.uniform(4.6, 6.0) * (1.15 - 0.4 * s + 0.12 * np.sin(2 * np.pi * s + rng.uniform(0, 6)))
     # only voxels in the curve's bounding box (+ max radius) can be inside: saves time, same result
-    near = head & np.all(np.abs(grid - (curve.max(0) + curve.min(0)) / 2)
-                         <= (curve.max(0) - curve.min(0)) / 2 + radius.max() + 1, axis=-1)
+    near = head & np.all(
+        np.abs(grid - (curve.max(0) + curve.min(0)) / 2) <= (curve.max(0) - curve.min(0)) / 2 + radius.max() + 1,
+        axis=-1,
+    )
     pts = grid[near]
     d = np.sqrt(((pts[:, None, :] - curve[None]) ** 2).sum(-1)) - radius[None]
     nearest = d.argmin(1)

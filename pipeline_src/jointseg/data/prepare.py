@@ -52,8 +52,8 @@ class Settings:
     format: str
     size: tuple[int, int] = (64, 64)
     slice_axis: int = 2
-    labels: dict | None = None            # None: the adapter's default / dataset.json
-    split_rule: str | None = None         # None: official when the layout has one, else seeded
+    labels: dict | None = None  # None: the adapter's default / dataset.json
+    split_rule: str | None = None  # None: official when the layout has one, else seeded
     seed: int = 0
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     extra: dict = field(default_factory=dict)
@@ -90,23 +90,34 @@ def main(args: argparse.Namespace) -> int:
         raw = Path(args.raw or Path(config["data_dir"]) / "raw" / args.dataset)
         out = Path(args.out or Path(config["data_dir"]) / "prepared" / args.dataset)
         if not (raw / ".complete.json").exists():
-            raise UserError(f"{raw}: not a complete download (no .complete.json); run "
-                            f"`jointseg download {args.dataset} --config {args.config}` first")
+            raise UserError(
+                f"{raw}: not a complete download (no .complete.json); run "
+                f"`jointseg download {args.dataset} --config {args.config}` first"
+            )
         raw = source_root(raw)
         split = entry["split"]
         settings = Settings(
-            dataset=args.dataset, format=entry["format"], size=_size(args.size, entry["size"]),
+            dataset=args.dataset,
+            format=entry["format"],
+            size=_size(args.size, entry["size"]),
             slice_axis=entry["slice_axis"] if args.slice_axis is None else args.slice_axis,
-            labels=dict(entry["labels"] or {}), split_rule=args.split_rule or split["rule"],
-            seed=split["seed"] if args.seed is None else args.seed, fractions=tuple(split["fractions"]),
+            labels=dict(entry["labels"] or {}),
+            split_rule=args.split_rule or split["rule"],
+            seed=split["seed"] if args.seed is None else args.seed,
+            fractions=tuple(split["fractions"]),
         )
     else:
         if not (args.format and args.source and args.out):
             raise UserError("give DATASET --config FILE, or --format {isic,msd,nnunet} --source PATH --out DIR")
         raw, out = Path(args.source), Path(args.out)
-        settings = Settings(dataset=out.name, format=args.format, size=_size(args.size, (64, 64)),
-                            slice_axis=2 if args.slice_axis is None else args.slice_axis,
-                            split_rule=args.split_rule, seed=args.seed or 0)
+        settings = Settings(
+            dataset=out.name,
+            format=args.format,
+            size=_size(args.size, (64, 64)),
+            slice_axis=2 if args.slice_axis is None else args.slice_axis,
+            split_rule=args.split_rule,
+            seed=args.seed or 0,
+        )
     manifest = prepare(raw, out, settings)
     counts = {s: sum(c["split"] == s for c in manifest["cases"]) for s in ("train", "val", "test")}
     print(f"jointseg prepare: {settings.dataset}: {len(manifest['cases'])} cases {counts} -> {out}")
@@ -119,12 +130,14 @@ def main(args: argparse.Namespace) -> int:
 def find_layout(source: Path, st: Settings) -> Layout:
     """Run the format's adapter over ``source``."""
     if st.format == "isic":
-        return Layout(cases=isic.find_cases(source), labels=st.labels or dict(isic.DEFAULT_LABELS),
-                      channels=["R", "G", "B"])
+        return Layout(
+            cases=isic.find_cases(source), labels=st.labels or dict(isic.DEFAULT_LABELS), channels=["R", "G", "B"]
+        )
     if st.format == "msd":
         cases, meta = msd.find_cases(source)
-        labels = st.labels or {str(k): str(v) for k, v in meta.get("labels", {"0": "background",
-                                                                              "1": "foreground"}).items()}
+        labels = st.labels or {
+            str(k): str(v) for k, v in meta.get("labels", {"0": "background", "1": "foreground"}).items()
+        }
         return Layout(cases=cases, labels=labels, channels=msd.channel_names(meta))
     if st.format == "nnunet":
         return nnunet.find_layout(source, st.labels)
@@ -146,8 +159,9 @@ def prepare(source: str | os.PathLike, out: str | os.PathLike, st: Settings) -> 
     for note in layout.notes:
         print(f"jointseg prepare: {st.dataset}: {note}")
     rule = st.split_rule or ("official" if all(c.split for c in layout.cases) else "seeded")
-    splits = make_splits(layout.cases, rule, st.seed, st.fractions, load_previous_splits(out), source,
-                         layout.fixed_splits)
+    splits = make_splits(
+        layout.cases, rule, st.seed, st.fractions, load_previous_splits(out), source, layout.fixed_splits
+    )
     split_of = {cid: s for s in ("train", "val", "test") for cid in splits[s]}
     ndim = 2 if st.format == "isic" or layout.file_ending == ".png" else 3
 
@@ -159,8 +173,14 @@ def prepare(source: str | os.PathLike, out: str | os.PathLike, st: Settings) -> 
         spec, records = (prepare_2d if ndim == 2 else prepare_3d)(layout, split_of, source, tmp, st)
         spec = {"version": SPEC_VERSION, **spec, "labels": layout.labels}
         manifest = {
-            "dataset": st.dataset, "format": st.format, "ndim": ndim, "in_channels": spec["in_channels"],
-            "num_classes": len(layout.labels), "labels": layout.labels, "size": list(st.size), "preprocess": spec,
+            "dataset": st.dataset,
+            "format": st.format,
+            "ndim": ndim,
+            "in_channels": spec["in_channels"],
+            "num_classes": len(layout.labels),
+            "labels": layout.labels,
+            "size": list(st.size),
+            "preprocess": spec,
             "split": {"rule": splits["rule"], "seed": splits["seed"]},
             "cases": sorted(records, key=lambda r: r["id"]),
         }
@@ -170,7 +190,9 @@ def prepare(source: str | os.PathLike, out: str | os.PathLike, st: Settings) -> 
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):  # disk full, permissions: not a bug, say what to do
-            raise UserError(f"cannot write the prepared data for {out} ({exc}); free disk space or "
-                            "fix permissions, or choose another --out") from None
+            raise UserError(
+                f"cannot write the prepared data for {out} ({exc}); free disk space or "
+                "fix permissions, or choose another --out"
+            ) from None
         raise
     return manifest

@@ -29,11 +29,15 @@ def _load_case(case: RawCase, layout: Layout, identity: dict):
         img, data = load_nifti(case.image)
     lab_img, lab = load_nifti(case.label)
     if lab.shape != data.shape[:3]:
-        raise UserError(f"{case.label}: label shape {lab.shape} differs from image {case.image.name} "
-                        f"shape {data.shape[:3]}; fix or remove the pair")
+        raise UserError(
+            f"{case.label}: label shape {lab.shape} differs from image {case.image.name} "
+            f"shape {data.shape[:3]}; fix or remove the pair"
+        )
     if not np.allclose(lab_img.affine, img.affine, rtol=0, atol=1e-3):
-        raise UserError(f"{case.label}: label affine differs from the image's ({case.image.name}); "
-                        "the label is not on the image grid - fix the header or resample the label")
+        raise UserError(
+            f"{case.label}: label affine differs from the image's ({case.image.name}); "
+            "the label is not on the image grid - fix the header or resample the label"
+        )
     check_finite(lab, case.label)
     if np.issubdtype(lab.dtype, np.floating) and not np.array_equal(lab, np.round(lab)):
         raise UserError(f"{case.label}: label has non-integer values; labels must be class indices")
@@ -53,8 +57,10 @@ def _copy_test_case(case: RawCase, tmp: Path, layout: Layout) -> None:
 
 def _record(case: RawCase, split: str, root: Path, img, inverse, slices, lab, lab_slices, layout) -> dict:
     rec = {
-        "id": case.id, "split": split,
-        "image": f"arrays/{case.id}_image.npy", "label": f"arrays/{case.id}_label.npy",
+        "id": case.id,
+        "split": split,
+        "image": f"arrays/{case.id}_image.npy",
+        "label": f"arrays/{case.id}_label.npy",
         "source_image": case.image.relative_to(root).as_posix(),
         "source_label": case.label.relative_to(root).as_posix(),
         "shape": list(inverse.shape),
@@ -74,9 +80,17 @@ def _record(case: RawCase, split: str, root: Path, img, inverse, slices, lab, la
 
 def prepare_3d(layout: Layout, split_of: dict, root: Path, tmp: Path, st) -> tuple[dict, list]:
     """Write the 3-D slices of every case into ``tmp``; return ``(preprocess spec, case records)``."""
-    spec = {"format": st.format, "ndim": 3, "size": list(st.size), "in_channels": len(layout.channels),
-            "channels": list(layout.channels), "slice_axis": st.slice_axis, "orientation": "RAS",
-            "normalization": "zscore_nonzero", "pad_value": 0.0}
+    spec = {
+        "format": st.format,
+        "ndim": 3,
+        "size": list(st.size),
+        "in_channels": len(layout.channels),
+        "channels": list(layout.channels),
+        "slice_axis": st.slice_axis,
+        "orientation": "RAS",
+        "normalization": "zscore_nonzero",
+        "pad_value": 0.0,
+    }
     if layout.channel_files:
         spec.update(channel_files=True, file_ending=layout.file_ending)
     identity = {k: int(k) for k in layout.labels}

@@ -32,17 +32,55 @@ import numpy as np
 from ..io_utils import UserError
 from .cases import channel_file_parts
 from .geometry import Inverse, restore, save_prediction
-from .images2d import (image_2d, map_labels, normalise_2d, read_mask, read_png_channels, read_rgb,
-                       resize_channels, resize_label, resize_rgb)
-from .volumes import (canonical, check_finite, load_channels, load_nifti, pad_amounts, to_slices,
-                      volume_from, zscore_nonzero)
+from .images2d import (
+    image_2d,
+    map_labels,
+    normalise_2d,
+    read_mask,
+    read_png_channels,
+    read_rgb,
+    resize_channels,
+    resize_label,
+    resize_rgb,
+)
+from .volumes import (
+    canonical,
+    check_finite,
+    load_channels,
+    load_nifti,
+    pad_amounts,
+    to_slices,
+    volume_from,
+    zscore_nonzero,
+)
 
 SPEC_VERSION = 1
 
-__all__ = ["SPEC_VERSION", "Inverse", "canonical", "case_name", "check_finite", "image_2d", "load_channels",
-           "load_nifti", "map_labels", "normalise_2d", "pad_amounts", "preprocess_file", "read_mask",
-           "read_png_channels", "read_rgb", "resize_channels", "resize_label", "resize_rgb", "restore",
-           "save_prediction", "to_slices", "volume_from", "zscore_nonzero"]
+__all__ = [
+    "SPEC_VERSION",
+    "Inverse",
+    "canonical",
+    "case_name",
+    "check_finite",
+    "image_2d",
+    "load_channels",
+    "load_nifti",
+    "map_labels",
+    "normalise_2d",
+    "pad_amounts",
+    "preprocess_file",
+    "read_mask",
+    "read_png_channels",
+    "read_rgb",
+    "resize_channels",
+    "resize_label",
+    "resize_rgb",
+    "restore",
+    "save_prediction",
+    "to_slices",
+    "volume_from",
+    "zscore_nonzero",
+]
 
 
 def case_name(paths: list[Path], spec: dict) -> str:
@@ -54,9 +92,11 @@ def case_name(paths: list[Path], spec: dict) -> str:
 
 def _check_channels(count: int, spec: dict, case: str, paths: list[Path]) -> None:
     if count != int(spec["in_channels"]):
-        raise UserError(f"case '{case}': {count} channel(s) in {[Path(p).name for p in paths]}; this data set / "
-                        f"checkpoint expects {spec['in_channels']} ({', '.join(spec.get('channels') or [])}); "
-                        "a channel file is missing or extra")
+        raise UserError(
+            f"case '{case}': {count} channel(s) in {[Path(p).name for p in paths]}; this data set / "
+            f"checkpoint expects {spec['in_channels']} ({', '.join(spec.get('channels') or [])}); "
+            "a channel file is missing or extra"
+        )
 
 
 def preprocess_file(path: str | os.PathLike | list, spec: dict) -> tuple[np.ndarray, Inverse]:
@@ -76,8 +116,9 @@ def preprocess_file(path: str | os.PathLike | list, spec: dict) -> tuple[np.ndar
             image = read_png_channels(paths, case)
             _check_channels(image.shape[0], spec, case, paths)
             resized = resize_channels(image, tuple(spec["size"])).transpose(1, 2, 0)
-            return normalise_2d(resized, spec), Inverse(ndim=2, shape=tuple(int(s) for s in image.shape[1:]),
-                                                        source=str(paths[0]))
+            return normalise_2d(resized, spec), Inverse(
+                ndim=2, shape=tuple(int(s) for s in image.shape[1:]), source=str(paths[0])
+            )
         rgb = read_rgb(paths[0])
         return image_2d(rgb, spec), Inverse(ndim=2, shape=tuple(int(s) for s in rgb.shape[:2]), source=str(paths[0]))
     if spec["ndim"] == 3:

@@ -55,8 +55,14 @@ def sources_of(entry: dict) -> list[Source]:
     """The :class:`Source` list of one data-set config entry."""
     out = []
     for src in entry["sources"]:
-        out.append(Source(url=src["url"], name=src.get("name") or basename_of(src["url"]),
-                          split=src.get("split", "all"), sha256=src.get("sha256")))
+        out.append(
+            Source(
+                url=src["url"],
+                name=src.get("name") or basename_of(src["url"]),
+                split=src.get("split", "all"),
+                sha256=src.get("sha256"),
+            )
+        )
     names = [s.name for s in out]
     if len(set(names)) != len(names):
         raise UserError(f"two sources share a file name in {names}; set distinct 'name's")
@@ -85,7 +91,7 @@ def resolve_local(url: str, search: list[Path] | None = None) -> Path | None:
     candidates = [Path.cwd() / path] + [Path(s) / path for s in (search or [])]
     parts = path.parts
     if "jointseg" in parts:  # a path into the package source tree
-        candidates.append(PACKAGE_DIR.joinpath(*parts[parts.index("jointseg") + 1:]))
+        candidates.append(PACKAGE_DIR.joinpath(*parts[parts.index("jointseg") + 1 :]))
     for cand in candidates:
         if cand.exists():
             return cand

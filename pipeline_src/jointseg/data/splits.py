@@ -34,8 +34,15 @@ def _seeded_counts(n: int, fr: np.ndarray) -> tuple[int, int]:
     return n_train, n_val
 
 
-def make_splits(cases: list[RawCase], rule: str, seed: int, fractions, previous: dict | None,
-                source: Path, fixed: dict[str, str] | None = None) -> dict:
+def make_splits(
+    cases: list[RawCase],
+    rule: str,
+    seed: int,
+    fractions,
+    previous: dict | None,
+    source: Path,
+    fixed: dict[str, str] | None = None,
+) -> dict:
     """Assign every case to train/val/test (official from the layout, or seeded and stored).
 
     ``fixed`` (id -> split) are cases whose split the layout decides even under
@@ -47,8 +54,9 @@ def make_splits(cases: list[RawCase], rule: str, seed: int, fractions, previous:
     if rule == "official":
         missing = [c for c in cases if c.split not in SPLITS]
         if missing:
-            raise UserError(f"{missing[0].image}: no official split for this case (folder names give none); "
-                            "use split rule 'seeded'")
+            raise UserError(
+                f"{missing[0].image}: no official split for this case (folder names give none); use split rule 'seeded'"
+            )
         return {"rule": "official", "seed": seed, **{s: sorted(c.id for c in cases if c.split == s) for s in SPLITS}}
     if previous is not None:
         same_ids = sorted(sum((previous.get(s, []) for s in SPLITS), [])) == ids
@@ -62,7 +70,7 @@ def make_splits(cases: list[RawCase], rule: str, seed: int, fractions, previous:
     free = [cid for cid in ids if cid not in fixed]
     n_train, n_val = _seeded_counts(len(free), fr / fr.sum())
     picked = [free[i] for i in np.random.default_rng(seed).permutation(len(free))]
-    out = {"train": picked[:n_train], "val": picked[n_train:n_train + n_val], "test": picked[n_train + n_val:]}
+    out = {"train": picked[:n_train], "val": picked[n_train : n_train + n_val], "test": picked[n_train + n_val :]}
     for cid, split in fixed.items():
         out[split].append(cid)
     return {"rule": "seeded", "seed": seed, **{s: sorted(out[s]) for s in SPLITS}}

@@ -31,15 +31,16 @@ def load_nifti(path: str | os.PathLike):
         data = np.asanyarray(img.dataobj)
     except FileNotFoundError:
         raise UserError(f"{path}: NIfTI file not found") from None
-    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile,
-            nib.filebasedimages.ImageFileError) as exc:
-        raise UserError(f"{path}: cannot read NIfTI ({exc}); the file is truncated or not NIfTI - "
-                        "re-download or remove it") from None
+    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError) as exc:
+        raise UserError(
+            f"{path}: cannot read NIfTI ({exc}); the file is truncated or not NIfTI - re-download or remove it"
+        ) from None
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim not in (3, 4):
-        raise UserError(f"{path}: NIfTI has shape {data.shape}; expected a 3-D volume or a 4-D "
-                        "(X, Y, Z, channel) multi-modal image")
+        raise UserError(
+            f"{path}: NIfTI has shape {data.shape}; expected a 3-D volume or a 4-D (X, Y, Z, channel) multi-modal image"
+        )
     return img, data
 
 
@@ -54,12 +55,16 @@ def load_channels(paths: list[Path], case: str):
         if path is paths[0]:
             continue
         if data.shape != data0.shape:
-            raise UserError(f"case '{case}': channel {Path(path).name} has shape {data.shape} but "
-                            f"{Path(paths[0]).name} has {data0.shape}; all channels of a case must share one grid")
+            raise UserError(
+                f"case '{case}': channel {Path(path).name} has shape {data.shape} but "
+                f"{Path(paths[0]).name} has {data0.shape}; all channels of a case must share one grid"
+            )
         if not np.allclose(img.affine, first.affine, rtol=0, atol=1e-3):
-            raise UserError(f"case '{case}': channel {Path(path).name} has a different affine than "
-                            f"{Path(paths[0]).name}; all channels of a case must share one grid "
-                            "(fix the headers or resample)")
+            raise UserError(
+                f"case '{case}': channel {Path(path).name} has a different affine than "
+                f"{Path(paths[0]).name}; all channels of a case must share one grid "
+                "(fix the headers or resample)"
+            )
         planes.append(data)
     return first, np.stack(planes, axis=-1)
 
@@ -117,8 +122,9 @@ def to_slices(volume: np.ndarray, axis: int, pad: tuple) -> np.ndarray:
     return np.ascontiguousarray(np.pad(slices, ((0, 0),) + tuple(pad)))
 
 
-def volume_from(img, data: np.ndarray, path: str | os.PathLike, spec: dict,
-                channel_paths: list[Path] | None = None) -> tuple[np.ndarray, Inverse]:
+def volume_from(
+    img, data: np.ndarray, path: str | os.PathLike, spec: dict, channel_paths: list[Path] | None = None
+) -> tuple[np.ndarray, Inverse]:
     """A loaded NIfTI (``img``; ``data`` 3-D or ``(X, Y, Z, C)``) -> float32 ``(S, C, H', W')`` and its :class:`Inverse`.
 
     Every channel is z-scored on its own nonzero voxels; ``channel_paths``
@@ -128,9 +134,11 @@ def volume_from(img, data: np.ndarray, path: str | os.PathLike, spec: dict,
     expect = int(spec.get("in_channels", 1))
     if channels != expect:
         names = spec.get("channels") or []
-        raise UserError(f"{path}: image has {channels} channel(s); this data set / checkpoint expects {expect}"
-                        + (f" ({', '.join(map(str, names))})" if names else "")
-                        + " - give the matching modalities or fix the data set's description")
+        raise UserError(
+            f"{path}: image has {channels} channel(s); this data set / checkpoint expects {expect}"
+            + (f" ({', '.join(map(str, names))})" if names else "")
+            + " - give the matching modalities or fix the data set's description"
+        )
     check_finite(data, path)
     canon, back = canonical(img, data)
     canon = canon if canon.ndim == 4 else canon[..., None]
@@ -138,10 +146,16 @@ def volume_from(img, data: np.ndarray, path: str | os.PathLike, spec: dict,
     axis = int(spec["slice_axis"])
     in_plane = tuple(s for a, s in enumerate(canon.shape[:3]) if a != axis)
     pad = pad_amounts(in_plane, tuple(spec["size"]))
-    slices = np.stack([to_slices(zscore_nonzero(canon[..., c], names[c]), axis, pad) for c in range(channels)],
-                      axis=1)
-    inverse = Inverse(ndim=3, shape=tuple(int(s) for s in data.shape[:3]), source=str(path),
-                      affine=np.array(img.affine, dtype=np.float64), header=img.header.copy(),
-                      slice_axis=axis, canonical_shape=tuple(int(s) for s in canon.shape[:3]),
-                      pad=pad, to_original=back)
+    slices = np.stack([to_slices(zscore_nonzero(canon[..., c], names[c]), axis, pad) for c in range(channels)], axis=1)
+    inverse = Inverse(
+        ndim=3,
+        shape=tuple(int(s) for s in data.shape[:3]),
+        source=str(path),
+        affine=np.array(img.affine, dtype=np.float64),
+        header=img.header.copy(),
+        slice_axis=axis,
+        canonical_shape=tuple(int(s) for s in canon.shape[:3]),
+        pad=pad,
+        to_original=back,
+    )
     return slices.astype(np.float32), inverse

@@ -147,8 +147,10 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path}: cannot read metrics CSV ({exc})") from None
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {missing}; expected {','.join(COLUMNS)} "
-                        "(re-run `jointseg evaluate` with --dataset/--variant/--seed)")
+        raise UserError(
+            f"{path}: missing column(s) {missing}; expected {','.join(COLUMNS)} "
+            "(re-run `jointseg evaluate` with --dataset/--variant/--seed)"
+        )
     if df.empty:
         raise UserError(f"{path}: metrics file has no rows; re-run `jointseg evaluate`")
     return df[list(COLUMNS)]
@@ -192,10 +194,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", required=True, help="variant (or baseline) name, written to 'variant'")
     parser.add_argument("--seed", required=True, type=int, help="training seed, written to 'seed'")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--labels", type=_parse_labels, default=None,
-                       help="foreground classes to score, e.g. 1,2 (default: every nonzero value found)")
-    group.add_argument("--manifest", default=None,
-                       help="prepared manifest.json; scores classes 1..num_classes-1")
+    group.add_argument(
+        "--labels",
+        type=_parse_labels,
+        default=None,
+        help="foreground classes to score, e.g. 1,2 (default: every nonzero value found)",
+    )
+    group.add_argument("--manifest", default=None, help="prepared manifest.json; scores classes 1..num_classes-1")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 

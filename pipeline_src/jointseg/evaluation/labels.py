@@ -28,9 +28,7 @@ def list_cases(folder: str | Path, role: str) -> dict[str, Path]:
         if cid is None or not path.is_file() or path.name.startswith("."):
             continue
         if cid in cases:
-            raise UserError(
-                f"{folder}: case '{cid}' has two files ({cases[cid].name}, {path.name}); keep one per case"
-            )
+            raise UserError(f"{folder}: case '{cid}' has two files ({cases[cid].name}, {path.name}); keep one per case")
         cases[cid] = path
     if not cases:
         raise UserError(

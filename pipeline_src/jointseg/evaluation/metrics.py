@@ -70,9 +70,7 @@ def overlap_metrics(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     }
 
 
-def surface_metrics(
-    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None = None
-) -> dict[str, float]:
+def surface_metrics(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None = None) -> dict[str, float]:
     """HD95 and ASSD of two boolean masks (MONAI's implementation, empty-mask policy applied).
 
     ``spacing`` has one entry per array axis; ``None`` means unit spacing (pixels).
@@ -95,12 +93,8 @@ def surface_metrics(
     yr = torch.from_numpy(ref[None, None].astype(np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # both masks are non-empty; nothing to warn about
-        hd95 = compute_hausdorff_distance(
-            yp, yr, include_background=True, percentile=95, spacing=spacing_arg
-        )
-        assd = compute_average_surface_distance(
-            yp, yr, include_background=True, symmetric=True, spacing=spacing_arg
-        )
+        hd95 = compute_hausdorff_distance(yp, yr, include_background=True, percentile=95, spacing=spacing_arg)
+        assd = compute_average_surface_distance(yp, yr, include_background=True, symmetric=True, spacing=spacing_arg)
     return {"hd95": float(hd95.reshape(-1)[0]), "assd": float(assd.reshape(-1)[0])}
 
 

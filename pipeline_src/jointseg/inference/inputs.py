@@ -11,19 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import paths
 from ..data.cases import channel_file_parts
 from ..io_utils import UserError
 
-SUFFIXES = (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+SUFFIXES = paths.IMAGE_SUFFIXES
 
 
 def case_id(path: str | Path) -> str:
-    """File name without its (possibly double, ``.nii.gz``) extension."""
-    name = Path(path).name
-    for suffix in SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
+    """File name without its (possibly double, ``.nii.gz``) extension (:func:`jointseg.paths.case_id`)."""
+    return paths.case_id(path, SUFFIXES) or Path(path).stem
 
 
 def list_inputs(path: str | Path) -> list[Path]:
@@ -33,8 +30,9 @@ def list_inputs(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise UserError(f"{path}: input not found; give an image/NIfTI file or a folder of them")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES)
-                   and not p.name.startswith("."))
+    files = sorted(
+        p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(SUFFIXES) and not p.name.startswith(".")
+    )
     if not files:
         raise UserError(f"{path}: no PNG/JPEG/NIfTI files in this folder (looked for {', '.join(SUFFIXES)})")
     return files
@@ -56,8 +54,10 @@ def group_cases(files: list[Path], spec: dict) -> list[tuple[str, list[Path]]]:
     for path in map(Path, files):
         parts = channel_file_parts(path.name, ending)
         if parts is None:
-            raise UserError(f"{path}: this checkpoint reads nnU-Net channel files named <case>_<XXXX>{ending}; "
-                            "rename the file or give the matching data")
+            raise UserError(
+                f"{path}: this checkpoint reads nnU-Net channel files named <case>_<XXXX>{ending}; "
+                "rename the file or give the matching data"
+            )
         found.setdefault(parts[0], {})[parts[1]] = path
     cases = []
     for cid, channels in sorted(found.items()):
@@ -69,13 +69,17 @@ def group_cases(files: list[Path], spec: dict) -> list[tuple[str, list[Path]]]:
                 channels[index] = beside
         missing = [i for i in range(need) if i not in channels]
         if missing:
-            raise UserError(f"{folder / f'{cid}_{missing[0]:04d}{ending}'}: channel file missing for case '{cid}' "
-                            f"(the checkpoint expects {spec['in_channels']} channel(s): "
-                            f"{', '.join(spec.get('channels') or [])})")
+            raise UserError(
+                f"{folder / f'{cid}_{missing[0]:04d}{ending}'}: channel file missing for case '{cid}' "
+                f"(the checkpoint expects {spec['in_channels']} channel(s): "
+                f"{', '.join(spec.get('channels') or [])})"
+            )
         extra = sorted(i for i in channels if i >= need)
         if extra:
-            raise UserError(f"{channels[extra[0]]}: case '{cid}' has channel {extra[0]}, but the checkpoint "
-                            f"expects {spec['in_channels']} channel(s)")
+            raise UserError(
+                f"{channels[extra[0]]}: case '{cid}' has channel {extra[0]}, but the checkpoint "
+                f"expects {spec['in_channels']} channel(s)"
+            )
         cases.append((cid, [channels[i] for i in range(need)]))
     return cases
 

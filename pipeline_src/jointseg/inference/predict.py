@@ -50,9 +50,16 @@ def _save_probabilities(probs: np.ndarray, inverse, out_dir: Path, cid: str) -> 
     return path
 
 
-def predict_files(checkpoint: str | Path, inputs: list[Path], output: str | Path, probabilities: bool = False,
-                  overlap: float = 0.25, device_spec: str = "auto", threads: int | None = None,
-                  progress: bool = True) -> list[Path]:
+def predict_files(
+    checkpoint: str | Path,
+    inputs: list[Path],
+    output: str | Path,
+    probabilities: bool = False,
+    overlap: float = 0.25,
+    device_spec: str = "auto",
+    threads: int | None = None,
+    progress: bool = True,
+) -> list[Path]:
     """Segment ``inputs`` (files; channel files are grouped into cases) with ``checkpoint``.
 
     Returns the written label files, one per case.
@@ -92,18 +99,21 @@ def _segment(model, paths: list[Path], spec: dict, roi, device, precision, overl
 def _check_kind(paths: list[Path], ndim: int) -> None:
     for path in paths:
         if path.name.lower().endswith((".nii", ".nii.gz")) != (ndim == 3):
-            raise UserError(f"{path}: this checkpoint was trained on {ndim}-D data "
-                            f"({'NIfTI volumes' if ndim == 3 else 'PNG/JPEG images'}); give matching files")
+            raise UserError(
+                f"{path}: this checkpoint was trained on {ndim}-D data "
+                f"({'NIfTI volumes' if ndim == 3 else 'PNG/JPEG images'}); give matching files"
+            )
 
 
-def _predict(checkpoint, inputs, out_dir: Path, probabilities: bool, overlap: float, device,
-             progress: bool) -> list[Path]:
+def _predict(
+    checkpoint, inputs, out_dir: Path, probabilities: bool, overlap: float, device, progress: bool
+) -> list[Path]:
     import torch
     from tqdm import tqdm
 
-    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
     from ..data.preprocess import restore, save_prediction
     from ..device import select_precision
+    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     model = model_from_checkpoint(ckpt, device)
@@ -118,8 +128,14 @@ def _predict(checkpoint, inputs, out_dir: Path, probabilities: bool, overlap: fl
         _check_kind(paths, ndim)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for cid, paths in tqdm(group_cases(list(inputs), spec), desc="predict", unit="case", file=sys.stderr,
-                           disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 30.0):
+    for cid, paths in tqdm(
+        group_cases(list(inputs), spec),
+        desc="predict",
+        unit="case",
+        file=sys.stderr,
+        disable=not progress,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+    ):
         labels, full, probs, inverse = _segment(model, paths, spec, roi, device, precision, overlap)
         target = out_dir / (f"{cid}.png" if ndim == 2 else f"{cid}.nii.gz")
         written.append(save_prediction(labels, inverse, target))
@@ -137,8 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probabilities", action="store_true", help="also write class probabilities")
     parser.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default 0.25)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: $OMP_NUM_THREADS, else all)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: $OMP_NUM_THREADS, else all)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -147,7 +162,15 @@ def main(args: argparse.Namespace) -> int:
     if not out:
         raise UserError("give the output folder with --out DIR")
     files = list_inputs(args.input)
-    written = predict_files(args.checkpoint, files, out, args.probabilities, args.overlap,
-                            args.device, args.threads, progress=not args.no_progress)
+    written = predict_files(
+        args.checkpoint,
+        files,
+        out,
+        args.probabilities,
+        args.overlap,
+        args.device,
+        args.threads,
+        progress=not args.no_progress,
+    )
     print(f"{out}: {len(written)} prediction(s) written", file=sys.stderr)
     return 0

@@ -16,8 +16,9 @@ import numpy as np
 from ..io_utils import UserError
 
 
-def sliding_probabilities(model, array, roi, device, precision=None, overlap: float = 0.25,
-                          sw_batch_size: int = 8, chunk: int = 32):
+def sliding_probabilities(
+    model, array, roi, device, precision=None, overlap: float = 0.25, sw_batch_size: int = 8, chunk: int = 32
+):
     """Softmax probabilities ``(N, K, H, W)`` (float32, CPU tensor) of ``array`` ``(N, C, H, W)``.
 
     ``N`` is 1 for a 2-D image and the slice count for a volume; slices go
@@ -41,10 +42,17 @@ def sliding_probabilities(model, array, roi, device, precision=None, overlap: fl
     outs = []
     with torch.no_grad():
         for start in range(0, x_all.shape[0], chunk):
-            x = x_all[start:start + chunk].to(device, dtype=torch.float32)
-            logits = sliding_window_inference(x, roi_size=tuple(int(r) for r in roi), sw_batch_size=sw_batch_size,
-                                              predictor=predictor, overlap=overlap, mode="gaussian",
-                                              padding_mode="constant", cval=0.0)
+            x = x_all[start : start + chunk].to(device, dtype=torch.float32)
+            logits = sliding_window_inference(
+                x,
+                roi_size=tuple(int(r) for r in roi),
+                sw_batch_size=sw_batch_size,
+                predictor=predictor,
+                overlap=overlap,
+                mode="gaussian",
+                padding_mode="constant",
+                cval=0.0,
+            )
             outs.append(torch.softmax(torch.as_tensor(logits).float(), dim=1).cpu())
     return torch.cat(outs)
 
@@ -61,13 +69,15 @@ def case_dice(pred, label, num_classes: int) -> np.ndarray:
 
     p = torch.as_tensor(np.asarray(pred), dtype=torch.int64)[None, None]
     g = torch.as_tensor(np.asarray(label), dtype=torch.int64)[None, None]
-    dice = compute_dice(one_hot(p, num_classes, dim=1), one_hot(g, num_classes, dim=1),
-                        include_background=False, ignore_empty=False)
+    dice = compute_dice(
+        one_hot(p, num_classes, dim=1), one_hot(g, num_classes, dim=1), include_background=False, ignore_empty=False
+    )
     return dice[0].numpy()
 
 
-def validation_dice(model, prepared_dir: str | Path, size: tuple[int, int], num_classes: int, device,
-                    precision=None, split: str = "val") -> float:
+def validation_dice(
+    model, prepared_dir: str | Path, size: tuple[int, int], num_classes: int, device, precision=None, split: str = "val"
+) -> float:
     """Mean foreground Dice over the cases of ``split`` (per case: mean over classes).
 
     Whole images / volumes of the prepared arrays, tiled at the training

@@ -19,10 +19,17 @@ from .unet import UNet
 ARCHS: dict[str, type[nn.Module]] = {"denseunet": DenseUNet, "unet": UNet}
 
 
-def build_model(arch: str = "denseunet", preset: str = "small", in_channels: int = 3,
-                num_classes: int = 2, attention: str = "joint",
-                attention_level: str | int = "bottleneck", input_size: tuple[int, int] = (64, 64),
-                attention_options: dict | None = None, head_relu: bool | None = None) -> nn.Module:
+def build_model(
+    arch: str = "denseunet",
+    preset: str = "small",
+    in_channels: int = 3,
+    num_classes: int = 2,
+    attention: str = "joint",
+    attention_level: str | int = "bottleneck",
+    input_size: tuple[int, int] = (64, 64),
+    attention_options: dict | None = None,
+    head_relu: bool | None = None,
+) -> nn.Module:
     """Build ``arch`` with an attention block of ``attention`` variant at ``attention_level``.
 
     ``input_size`` is the training crop; the attention block is built for the
@@ -35,9 +42,16 @@ def build_model(arch: str = "denseunet", preset: str = "small", in_channels: int
     if in_channels < 1 or num_classes < 2:
         raise ValueError(f"need in_channels >= 1 and num_classes >= 2, got {in_channels}, {num_classes}")
     overrides = {} if head_relu is None else {"head_relu": bool(head_relu)}
-    return ARCHS[arch](preset=preset, in_channels=in_channels, num_classes=num_classes,
-                       attention=attention, attention_level=attention_level,
-                       input_size=tuple(input_size), attention_options=attention_options, **overrides)
+    return ARCHS[arch](
+        preset=preset,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        attention=attention,
+        attention_level=attention_level,
+        input_size=tuple(input_size),
+        attention_options=attention_options,
+        **overrides,
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

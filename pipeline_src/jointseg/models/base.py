@@ -33,8 +33,7 @@ def preset_settings(presets: dict[str, dict], preset: str, family: str, override
         raise ValueError(f"unknown {family} preset {preset!r}; choose from {sorted(presets)}")
     unknown = sorted(set(overrides) - set(presets[preset]))
     if unknown:
-        raise ValueError(f"{family} preset {preset!r} has no setting(s) {unknown}; "
-                         f"it has {sorted(presets[preset])}")
+        raise ValueError(f"{family} preset {preset!r} has no setting(s) {unknown}; it has {sorted(presets[preset])}")
     return {**presets[preset], **overrides}
 
 
@@ -49,8 +48,7 @@ class AttentionNet(nn.Module):
     attention_grid: tuple[int, int]
     attention_level: str | int
 
-    def _init_attention(self, variant: str, channels: int, grid: tuple[int, int],
-                        options: dict | None) -> None:
+    def _init_attention(self, variant: str, channels: int, grid: tuple[int, int], options: dict | None) -> None:
         self.attention_grid = grid
         self.attention_channels = channels
         self.attention = None if variant == "none" else build_attention(variant, channels, grid, **(options or {}))

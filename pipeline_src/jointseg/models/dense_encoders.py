@@ -26,8 +26,9 @@ from .tf_same import SamePad2d, SamePool2d
 
 def bn_relu_conv(cin: int, cout: int, kernel: int) -> nn.Sequential:
     """Pre-activation unit (DenseNet / H-DenseUNet): BN - ReLU - conv without bias."""
-    return nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
-                         nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False))
+    return nn.Sequential(
+        nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
+    )
 
 
 class DenseLayer(nn.Module):
@@ -70,13 +71,19 @@ Transition = Callable[[int], tuple[nn.Module, int]]  # width in -> (module, widt
 Last = Callable[[int, list[int]], tuple[nn.Module, int]]  # (width in, skip widths) -> (module, width out)
 
 
-def _blocks(stem: int, blocks: tuple[int, ...], growth: int, bottleneck: int, preactivation: bool,
-            transition: Transition, last: Last) -> tuple[nn.ModuleList, list[int], int]:
+def _blocks(
+    stem: int,
+    blocks: tuple[int, ...],
+    growth: int,
+    bottleneck: int,
+    preactivation: bool,
+    transition: Transition,
+    last: Last,
+) -> tuple[nn.ModuleList, list[int], int]:
     """Dense blocks with ``transition(width)`` between them and ``last(width, skips)`` after."""
     stages, skips, ch = nn.ModuleList(), [stem], stem
     for i, layers in enumerate(blocks):
-        block = nn.Sequential(*[DenseLayer(ch + j * growth, growth, bottleneck, preactivation)
-                                for j in range(layers)])
+        block = nn.Sequential(*[DenseLayer(ch + j * growth, growth, bottleneck, preactivation) for j in range(layers)])
         ch += layers * growth
         if i < len(blocks) - 1:
             skips.append(ch)
@@ -87,13 +94,16 @@ def _blocks(stem: int, blocks: tuple[int, ...], growth: int, bottleneck: int, pr
     return stages, skips, ch
 
 
-def dacn_encoder(in_channels: int, stem: int, blocks: tuple[int, ...], growth: int,
-                 bottleneck: int) -> Encoder:
+def dacn_encoder(in_channels: int, stem: int, blocks: tuple[int, ...], growth: int, bottleneck: int) -> Encoder:
     """DACN's encoder (see the module docstring); transitions halve the width."""
     stem_net = nn.Sequential(
-        SamePad2d(3, 2), nn.Conv2d(in_channels, stem, 3, stride=2), nn.ReLU(inplace=True),
-        nn.Conv2d(stem, stem, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(stem, stem, 3, padding=1), nn.ReLU(inplace=True),
+        SamePad2d(3, 2),
+        nn.Conv2d(in_channels, stem, 3, stride=2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(stem, stem, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(stem, stem, 3, padding=1),
+        nn.ReLU(inplace=True),
     )
 
     def transition(ch: int) -> tuple[nn.Module, int]:
@@ -106,11 +116,11 @@ def dacn_encoder(in_channels: int, stem: int, blocks: tuple[int, ...], growth: i
     return Encoder(stem_net, SamePool2d("max"), stages, skips, out)
 
 
-def hybrid_encoder(in_channels: int, stem: int, blocks: tuple[int, ...], growth: int,
-                   bottleneck: int) -> Encoder:
+def hybrid_encoder(in_channels: int, stem: int, blocks: tuple[int, ...], growth: int, bottleneck: int) -> Encoder:
     """DenseNet-161-style pre-activation encoder with a BN stem (see the module docstring)."""
-    stem_net = nn.Sequential(conv_bn_relu(in_channels, stem, stride=2),
-                             conv_bn_relu(stem, stem), conv_bn_relu(stem, stem))
+    stem_net = nn.Sequential(
+        conv_bn_relu(in_channels, stem, stride=2), conv_bn_relu(stem, stem), conv_bn_relu(stem, stem)
+    )
 
     def transition(ch: int) -> tuple[nn.Module, int]:
         return nn.Sequential(bn_relu_conv(ch, ch // 2, 1), nn.AvgPool2d(2)), ch // 2

@@ -44,12 +44,33 @@ from .dense_encoders import ENCODERS
 #   the next skip) except ``tail``, the widths of the last two stages (strides 2, 1).
 # hybrid: ``decoder`` lists all stage widths; skips are 1x1-projected where they differ.
 PRESETS: dict[str, dict] = {
-    "paper": {"style": "dacn", "stem": 96, "blocks": (6, 12, 36, 24), "growth": 48,
-              "bottleneck": 4, "tail": (96, 64), "head_relu": True},
-    "small": {"style": "dacn", "stem": 32, "blocks": (2, 3, 4, 3), "growth": 16,
-              "bottleneck": 4, "tail": (32, 32), "head_relu": True},
-    "h_denseunet_hybrid": {"style": "hybrid", "stem": 96, "blocks": (6, 12, 36, 24), "growth": 48,
-                           "bottleneck": 4, "decoder": (768, 384, 96, 96, 64), "head_relu": False},
+    "paper": {
+        "style": "dacn",
+        "stem": 96,
+        "blocks": (6, 12, 36, 24),
+        "growth": 48,
+        "bottleneck": 4,
+        "tail": (96, 64),
+        "head_relu": True,
+    },
+    "small": {
+        "style": "dacn",
+        "stem": 32,
+        "blocks": (2, 3, 4, 3),
+        "growth": 16,
+        "bottleneck": 4,
+        "tail": (32, 32),
+        "head_relu": True,
+    },
+    "h_denseunet_hybrid": {
+        "style": "hybrid",
+        "stem": 96,
+        "blocks": (6, 12, 36, 24),
+        "growth": 48,
+        "bottleneck": 4,
+        "decoder": (768, 384, 96, 96, 64),
+        "head_relu": False,
+    },
 }
 
 
@@ -99,17 +120,23 @@ class DenseUNet(AttentionNet):
     of the decoder stage at ``attention_level`` (an output stride).
     """
 
-    def __init__(self, preset: str = "small", in_channels: int = 3, num_classes: int = 2,
-                 attention: str = "joint", attention_level: str | int = "bottleneck",
-                 input_size: tuple[int, int] = (64, 64), attention_options: dict | None = None,
-                 **overrides) -> None:
+    def __init__(
+        self,
+        preset: str = "small",
+        in_channels: int = 3,
+        num_classes: int = 2,
+        attention: str = "joint",
+        attention_level: str | int = "bottleneck",
+        input_size: tuple[int, int] = (64, 64),
+        attention_options: dict | None = None,
+        **overrides,
+    ) -> None:
         super().__init__()
         cfg = preset_settings(PRESETS, preset, "DenseUNet", overrides)
         if cfg["style"] not in ENCODERS:
             raise ValueError(f"unknown DenseUNet style {cfg['style']!r}; choose from {sorted(ENCODERS)}")
         dacn = cfg["style"] == "dacn"
-        enc = ENCODERS[cfg["style"]](in_channels, cfg["stem"], tuple(cfg["blocks"]), cfg["growth"],
-                                     cfg["bottleneck"])
+        enc = ENCODERS[cfg["style"]](in_channels, cfg["stem"], tuple(cfg["blocks"]), cfg["growth"], cfg["bottleneck"])
         self.stem, self.pool, self.stages = enc.stem, enc.pool, enc.stages
         self.bottleneck_channels = enc.out
         widths = decoder_widths(cfg, enc.skips)

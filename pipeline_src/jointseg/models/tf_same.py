@@ -57,8 +57,9 @@ class SamePool2d(nn.Module):
         if mode not in ("max", "avg"):
             raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
         if (kernel, stride) != (3, 2):
-            raise ValueError(f"only TF 'SAME' 3x3 stride-2 pools are implemented, got {kernel}x{kernel} "
-                             f"stride {stride}")
+            raise ValueError(
+                f"only TF 'SAME' 3x3 stride-2 pools are implemented, got {kernel}x{kernel} stride {stride}"
+            )
         self.mode, self.kernel, self.stride = mode, kernel, stride
 
     def forward(self, x: Tensor) -> Tensor:

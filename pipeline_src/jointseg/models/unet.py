@@ -23,18 +23,27 @@ def double_conv(cin: int, cout: int) -> nn.Sequential:
 
 
 class UNet(AttentionNet):
-    def __init__(self, preset: str = "small", in_channels: int = 3, num_classes: int = 2,
-                 attention: str = "none", attention_level: str | int = "bottleneck",
-                 input_size: tuple[int, int] = (64, 64), attention_options: dict | None = None,
-                 **overrides) -> None:
+    def __init__(
+        self,
+        preset: str = "small",
+        in_channels: int = 3,
+        num_classes: int = 2,
+        attention: str = "none",
+        attention_level: str | int = "bottleneck",
+        input_size: tuple[int, int] = (64, 64),
+        attention_options: dict | None = None,
+        **overrides,
+    ) -> None:
         super().__init__()
         cfg = preset_settings(PRESETS, preset, "U-Net", overrides)
         base, depth = cfg["base"], cfg["depth"]
         widths = [base * 2**k for k in range(depth + 1)]
-        self.encoder = nn.ModuleList([double_conv(in_channels, widths[0])] +
-                                     [double_conv(widths[k - 1], widths[k]) for k in range(1, depth + 1)])
-        self.decoder = nn.ModuleList([double_conv(widths[k + 1] + widths[k], widths[k])
-                                      for k in reversed(range(depth))])
+        self.encoder = nn.ModuleList(
+            [double_conv(in_channels, widths[0])] + [double_conv(widths[k - 1], widths[k]) for k in range(1, depth + 1)]
+        )
+        self.decoder = nn.ModuleList(
+            [double_conv(widths[k + 1] + widths[k], widths[k]) for k in reversed(range(depth))]
+        )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
         self.bottleneck_stride = 2**depth
         strides = tuple(2**k for k in range(depth + 1))

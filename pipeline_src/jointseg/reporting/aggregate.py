@@ -45,15 +45,18 @@ from .recipe import parameter_counts, recipe_markdown
 from .report import report_markdown, write_html
 
 
-def aggregate(config: dict, inputs: StudyInputs, out: Path, figures: bool = True,
-              config_path: str | None = None) -> list[Path]:
+def aggregate(
+    config: dict, inputs: StudyInputs, out: Path, figures: bool = True, config_path: str | None = None
+) -> list[Path]:
     """Write every summary output; returns the files written."""
     df = summary.add_derived(inputs.metrics)
     datasets, variants = collect.orders(df, config)
     reference = config.get("reference_variant", "joint")
     if reference not in variants:
-        print(f"jointseg aggregate: warning: reference variant '{reference}' has no runs; no Wilcoxon tests",
-              file=sys.stderr)
+        print(
+            f"jointseg aggregate: warning: reference variant '{reference}' has no runs; no Wilcoxon tests",
+            file=sys.stderr,
+        )
     names, units = collect.class_names(inputs.manifests), collect.units(df)
     n_seeds = {ds: int(df.loc[df["dataset"] == ds, "seed"].nunique()) for ds in datasets}
     n_boot = int(config.get("report", {}).get("bootstrap", 2000))
@@ -78,8 +81,12 @@ def aggregate(config: dict, inputs: StudyInputs, out: Path, figures: bool = True
     for note in notes:
         print(f"jointseg aggregate: note: {note}", file=sys.stderr)
     report = out / "report.md"
-    atomic_write_text(report, report_markdown(config, config_path, inputs.manifest_paths, out, datasets,
-                                              recipe_md, tables_md, figure_paths, notes))
+    atomic_write_text(
+        report,
+        report_markdown(
+            config, config_path, inputs.manifest_paths, out, datasets, recipe_md, tables_md, figure_paths, notes
+        ),
+    )
     # HTML pages of the two Markdown files: the Snakemake report shows HTML inline.
     pages = [write_html(written[2], out / "summary.html"), write_html(report, out / "report.html")]
     return written + figure_paths + [report] + pages
@@ -97,21 +104,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="study config YAML (order, reference variant, report)")
     parser.add_argument("--out", required=True, help="output folder (the study's summary folder)")
     parser.add_argument("--metrics", nargs="+", required=True, metavar="FILE", help="metrics.csv of each run")
-    parser.add_argument("--run-configs", nargs="+", required=True, metavar="FILE",
-                        help="run_config.json of each run (training recipe, parameter counts)")
-    parser.add_argument("--manifests", nargs="+", required=True, metavar="FILE",
-                        help="prepared manifest.json of each data set (classes, channels)")
-    parser.add_argument("--histories", nargs="*", default=[], metavar="FILE",
-                        help="history.csv of each run, in the order of --run-configs")
-    parser.add_argument("--test-images", nargs="*", default=[], metavar="DIR",
-                        help="test image folder of each data set, in the order of --manifests")
-    parser.add_argument("--test-labels", nargs="*", default=[], metavar="DIR",
-                        help="test label folder of each data set, in the order of --manifests")
-    parser.add_argument("--checkpoints", nargs="*", default=[], metavar="FILE",
-                        help="checkpoints for the qualitative and attention figures (the smallest seed "
-                             "of each variant is shown)")
-    parser.add_argument("--predictions", nargs="*", default=[], metavar="DIR",
-                        help="prediction folder of each checkpoint, in the order of --checkpoints")
+    parser.add_argument(
+        "--run-configs",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="run_config.json of each run (training recipe, parameter counts)",
+    )
+    parser.add_argument(
+        "--manifests",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="prepared manifest.json of each data set (classes, channels)",
+    )
+    parser.add_argument(
+        "--histories",
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="history.csv of each run, in the order of --run-configs",
+    )
+    parser.add_argument(
+        "--test-images",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="test image folder of each data set, in the order of --manifests",
+    )
+    parser.add_argument(
+        "--test-labels",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="test label folder of each data set, in the order of --manifests",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="checkpoints for the qualitative and attention figures (the smallest seed of each variant is shown)",
+    )
+    parser.add_argument(
+        "--predictions",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="prediction folder of each checkpoint, in the order of --checkpoints",
+    )
     parser.add_argument("--no-figures", action="store_true", help="tables and statistics only")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the summary to the MLflow parent run")
 
@@ -120,8 +161,16 @@ def main(args: argparse.Namespace) -> int:
     """Run ``jointseg aggregate``."""
     config = load_config(args.config)
     out = Path(args.out)
-    inputs = collect.collect(args.metrics, args.run_configs, args.manifests, args.histories, args.test_images,
-                             args.test_labels, args.checkpoints, args.predictions)
+    inputs = collect.collect(
+        args.metrics,
+        args.run_configs,
+        args.manifests,
+        args.histories,
+        args.test_images,
+        args.test_labels,
+        args.checkpoints,
+        args.predictions,
+    )
     written = aggregate(config, inputs, out, figures=not args.no_figures, config_path=args.config)
     if not args.no_mlflow:
         log_to_mlflow(out, config)

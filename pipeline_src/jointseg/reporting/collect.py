@@ -63,8 +63,9 @@ def read_metrics_files(paths: Sequence[str | Path]) -> pd.DataFrame:
     units = df.groupby("dataset")["unit"].unique()
     mixed = {ds: sorted(u) for ds, u in units.items() if len(u) > 1}
     if mixed:
-        raise UserError(f"distance units differ within a data set {mixed}; evaluate every run against "
-                        "the same reference files")
+        raise UserError(
+            f"distance units differ within a data set {mixed}; evaluate every run against the same reference files"
+        )
     return df
 
 
@@ -120,21 +121,31 @@ def read_histories(paths: Sequence[str | Path], keys: Sequence[RunKey]) -> dict[
 
 def check_coverage(inputs: StudyInputs) -> None:
     """Every run in the metrics has a run config, every data set a manifest."""
-    runs = {(str(d), str(v), int(s)) for d, v, s in
-            inputs.metrics[["dataset", "variant", "seed"]].drop_duplicates().itertuples(index=False)}
+    runs = {
+        (str(d), str(v), int(s))
+        for d, v, s in inputs.metrics[["dataset", "variant", "seed"]].drop_duplicates().itertuples(index=False)
+    }
     no_config = sorted(runs - set(inputs.run_configs))
     if no_config:
-        raise UserError(f"no run config given for {len(no_config)} run(s) with metrics, e.g. {no_config[:3]}; "
-                        "pass each run's run_config.json with --run-configs")
+        raise UserError(
+            f"no run config given for {len(no_config)} run(s) with metrics, e.g. {no_config[:3]}; "
+            "pass each run's run_config.json with --run-configs"
+        )
     no_manifest = sorted({d for d, _, _ in runs} - set(inputs.manifests))
     if no_manifest:
         raise UserError(f"no manifest given for data set(s) {no_manifest}; pass them with --manifests")
 
 
-def collect(metrics: Sequence[str | Path], run_configs: Sequence[str | Path], manifests: Sequence[str | Path],
-            histories: Sequence[str | Path] = (), test_images: Sequence[str | Path] = (),
-            test_labels: Sequence[str | Path] = (), checkpoints: Sequence[str | Path] = (),
-            predictions: Sequence[str | Path] = ()) -> StudyInputs:
+def collect(
+    metrics: Sequence[str | Path],
+    run_configs: Sequence[str | Path],
+    manifests: Sequence[str | Path],
+    histories: Sequence[str | Path] = (),
+    test_images: Sequence[str | Path] = (),
+    test_labels: Sequence[str | Path] = (),
+    checkpoints: Sequence[str | Path] = (),
+    predictions: Sequence[str | Path] = (),
+) -> StudyInputs:
     """Read every input of a summary; lists that pair up must have equal lengths."""
     configs = read_run_configs(run_configs)
     manifest_data, manifest_paths = read_manifests(manifests)
@@ -145,9 +156,13 @@ def collect(metrics: Sequence[str | Path], run_configs: Sequence[str | Path], ma
     test_dirs = {ds: (Path(i), Path(lab)) for ds, i, lab in zip(order, test_images, test_labels)}
     preds: list[Path | None] = [Path(p) for p in predictions] or [None] * len(checkpoints)
     inputs = StudyInputs(
-        metrics=read_metrics_files(metrics), run_configs=configs, manifests=manifest_data,
-        manifest_paths=manifest_paths, histories=read_histories(histories, list(configs)),
-        test_dirs=test_dirs, checkpoints=[(Path(c), p) for c, p in zip(checkpoints, preds)],
+        metrics=read_metrics_files(metrics),
+        run_configs=configs,
+        manifests=manifest_data,
+        manifest_paths=manifest_paths,
+        histories=read_histories(histories, list(configs)),
+        test_dirs=test_dirs,
+        checkpoints=[(Path(c), p) for c, p in zip(checkpoints, preds)],
     )
     check_coverage(inputs)
     return inputs

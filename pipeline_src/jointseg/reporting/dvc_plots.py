@@ -31,8 +31,11 @@ def learning_curve_table(histories: dict[RunKey, pd.DataFrame], dataset: str, va
     """``step`` plus one column per variant: the seed-mean validation Dice at each validated step."""
     columns: dict[str, pd.Series] = {}
     for variant in variants:
-        runs = [h[["step", "val_dice"]].dropna() for (ds, v, _), h in histories.items()
-                if ds == dataset and v == variant and "val_dice" in h]
+        runs = [
+            h[["step", "val_dice"]].dropna()
+            for (ds, v, _), h in histories.items()
+            if ds == dataset and v == variant and "val_dice" in h
+        ]
         runs = [r for r in runs if not r.empty]
         if runs:
             columns[variant] = pd.concat(runs).groupby("step")["val_dice"].mean()
@@ -50,8 +53,9 @@ def dice_table(metrics: pd.DataFrame, dataset: str, variants: list[str]) -> pd.D
     return pd.DataFrame(rows, columns=["variant", "dice"])
 
 
-def write_plot_tables(histories: dict[RunKey, pd.DataFrame], metrics: pd.DataFrame, datasets: list[str],
-                      variants: list[str], out: Path) -> list[Path]:
+def write_plot_tables(
+    histories: dict[RunKey, pd.DataFrame], metrics: pd.DataFrame, datasets: list[str], variants: list[str], out: Path
+) -> list[Path]:
     """Write both tables of every data set into ``out`` (the summary's ``plots/``); returns the files."""
     written = []
     for ds in datasets:

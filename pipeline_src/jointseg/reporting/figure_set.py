@@ -32,8 +32,9 @@ def checkpoint_run(path: Path) -> RunKey:
     except FileNotFoundError:
         raise UserError(f"{path}: checkpoint not found; train first or fix --checkpoints") from None
     except Exception as exc:  # noqa: BLE001 - any failure means: no usable run identity
-        raise UserError(f"{path}: not a jointseg checkpoint with its run config ({type(exc).__name__}: {exc})") \
-            from None
+        raise UserError(
+            f"{path}: not a jointseg checkpoint with its run config ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def shown_runs(inputs: StudyInputs) -> dict[tuple[str, str], tuple[int, Path, Path | None]]:
@@ -60,22 +61,30 @@ def qualitative_cases(df: pd.DataFrame, ds: str, variants: list[str], n: int) ->
 def _learning_curves(inputs: StudyInputs, ds: str, variants: list[str], path: Path) -> tuple[list, list]:
     from .figures import learning_curves
 
-    histories = {(v, s): inputs.histories[(d, w, s)] for v in variants  # variant order, then seed
-                 for d, w, s in sorted(inputs.histories) if d == ds and w == v}
+    histories = {
+        (v, s): inputs.histories[(d, w, s)]
+        for v in variants  # variant order, then seed
+        for d, w, s in sorted(inputs.histories)
+        if d == ds and w == v
+    }
     if not histories:
         return [], [f"{ds}: no history.csv given, learning curves not drawn"]
     return [learning_curves(histories, ds, path)], []
 
 
-def _qualitative(inputs: StudyInputs, df: pd.DataFrame, ds: str, variants: list[str],
-                 runs: dict, n_cases: int, path: Path) -> tuple[list, list]:
+def _qualitative(
+    inputs: StudyInputs, df: pd.DataFrame, ds: str, variants: list[str], runs: dict, n_cases: int, path: Path
+) -> tuple[list, list]:
     from .figures import qualitative_grid
 
     if ds not in inputs.test_dirs:
         return [], [f"{ds}: no test image/label folders given; qualitative grid not drawn"]
     shown = [v for v in variants if (ds, v) in runs and runs[(ds, v)][2] is not None]
-    notes = [f"{ds}/{v}: no checkpoint with predictions given; left out of the qualitative grid"
-             for v in variants if v not in shown]
+    notes = [
+        f"{ds}/{v}: no checkpoint with predictions given; left out of the qualitative grid"
+        for v in variants
+        if v not in shown
+    ]
     if not shown:
         return [], notes
     images, labels = inputs.test_dirs[ds]
@@ -84,18 +93,33 @@ def _qualitative(inputs: StudyInputs, df: pd.DataFrame, ds: str, variants: list[
         rows = df[(df["dataset"] == ds) & (df["variant"] == v) & (df["seed"] == runs[(ds, v)][0])]
         scores.update({(v, c): float(g["dice"].mean()) for c, g in rows.groupby("case")})
     axis = int(inputs.manifests[ds].get("preprocess", {}).get("slice_axis", 2))
-    drawn = qualitative_grid(qualitative_cases(df, ds, shown, n_cases), images, labels,
-                             {v: runs[(ds, v)][2] for v in shown}, ds, axis, path, scores)
+    drawn = qualitative_grid(
+        qualitative_cases(df, ds, shown, n_cases),
+        images,
+        labels,
+        {v: runs[(ds, v)][2] for v in shown},
+        ds,
+        axis,
+        path,
+        scores,
+    )
     if drawn is None:
-        return [], notes + [f"{ds}: no test case has image, reference and all predictions; qualitative grid "
-                            "not drawn"]
+        return [], notes + [f"{ds}: no test case has image, reference and all predictions; qualitative grid not drawn"]
     return [drawn], notes
 
 
-def _attention(inputs: StudyInputs, df: pd.DataFrame, ds: str, variants: list[str], reference: str,
-               runs: dict, n_queries: int, path: Path) -> tuple[list, list]:
-    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
+def _attention(
+    inputs: StudyInputs,
+    df: pd.DataFrame,
+    ds: str,
+    variants: list[str],
+    reference: str,
+    runs: dict,
+    n_queries: int,
+    path: Path,
+) -> tuple[list, list]:
     from ..data.preprocess import preprocess_file
+    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
     from .figures import find_image
     from .figures_attention import attention_figure, attention_inputs
 
@@ -127,9 +151,17 @@ def _attention(inputs: StudyInputs, df: pd.DataFrame, ds: str, variants: list[st
     return ([drawn] if drawn is not None else []), []
 
 
-def make_figures(inputs: StudyInputs, df: pd.DataFrame, pooled: pd.DataFrame, config: dict, out: Path,
-                 datasets: list[str], variants: list[str], class_names: dict[str, dict[int, str]],
-                 units: dict[str, str]) -> tuple[list[Path], list[str]]:
+def make_figures(
+    inputs: StudyInputs,
+    df: pd.DataFrame,
+    pooled: pd.DataFrame,
+    config: dict,
+    out: Path,
+    datasets: list[str],
+    variants: list[str],
+    class_names: dict[str, dict[int, str]],
+    units: dict[str, str],
+) -> tuple[list[Path], list[str]]:
     """Draw every figure it has inputs for. Returns ``(written files, notes on what was not drawn)``."""
     from .figures import boxplots
 
@@ -146,13 +178,15 @@ def make_figures(inputs: StudyInputs, df: pd.DataFrame, pooled: pd.DataFrame, co
     for ds in datasets:
         sub = pooled[pooled["dataset"] == ds]
         ds_variants = [v for v in variants if v in set(sub["variant"])]
-        written.append(boxplots(sub, ds, ds_variants, class_names.get(ds, {}), units[ds],
-                                fig_dir / f"{ds}_boxplots.png"))
+        written.append(
+            boxplots(sub, ds, ds_variants, class_names.get(ds, {}), units[ds], fig_dir / f"{ds}_boxplots.png")
+        )
         parts = [_learning_curves(inputs, ds, ds_variants, fig_dir / f"{ds}_learning_curves.png")]
         if inputs.checkpoints:
             parts.append(_qualitative(inputs, df, ds, ds_variants, runs, n_cases, fig_dir / f"{ds}_qualitative.png"))
-            parts.append(_attention(inputs, df, ds, ds_variants, reference, runs, n_queries,
-                                    fig_dir / f"{ds}_attention.png"))
+            parts.append(
+                _attention(inputs, df, ds, ds_variants, reference, runs, n_queries, fig_dir / f"{ds}_attention.png")
+            )
         for files, why in parts:
             written += files
             notes += why

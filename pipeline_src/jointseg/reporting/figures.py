@@ -56,8 +56,9 @@ def boxplots(
     shown under the box.
     """
     classes = sorted(per_case["class"].unique())
-    fig, axes = plt.subplots(len(classes), len(BOX_METRICS), squeeze=False,
-                             figsize=(3.2 * len(BOX_METRICS), 2.8 * len(classes) + 0.4))
+    fig, axes = plt.subplots(
+        len(classes), len(BOX_METRICS), squeeze=False, figsize=(3.2 * len(BOX_METRICS), 2.8 * len(classes) + 0.4)
+    )
     for r, k in enumerate(classes):
         sub = per_case[per_case["class"] == k]
         for c, metric in enumerate(BOX_METRICS):
@@ -69,9 +70,13 @@ def boxplots(
                 data.append(finite)
                 n_nan = int(np.isnan(vals).sum())
                 labels.append(v if n_nan == 0 else f"{v}\n({n_nan} NaN)")
-            ax.boxplot([d if d.size else [np.nan] for d in data], showmeans=True, widths=0.6,
-                       medianprops={"color": "black"},
-                       meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "black"})
+            ax.boxplot(
+                [d if d.size else [np.nan] for d in data],
+                showmeans=True,
+                widths=0.6,
+                medianprops={"color": "black"},
+                meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "black"},
+            )
             ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize=8)
             unit_txt = f" ({unit})" if metric in ("hd95", "assd") else ""
             ax.set_title(f"{METRIC_LABELS[metric]}{unit_txt}", fontsize=10)
@@ -172,8 +177,9 @@ def _overlay(ax, image: np.ndarray, labels: np.ndarray | None, contour: np.ndarr
 
 
 # --------------------------------------------------------------------------- qualitative grid
-def _qualitative_row(case: str, images_dir: Path, labels_dir: Path, predictions: dict[str, Path],
-                     slice_axis: int) -> tuple | None:
+def _qualitative_row(
+    case: str, images_dir: Path, labels_dir: Path, predictions: dict[str, Path], slice_axis: int
+) -> tuple | None:
     """``(title, case, display image, reference, {variant: prediction})`` of one case, or ``None``."""
     img_p, ref_p = find_image(images_dir, case), find_image(labels_dir, case)
     preds = {v: find_image(folder, case) for v, folder in predictions.items()}

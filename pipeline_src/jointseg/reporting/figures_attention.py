@@ -16,6 +16,7 @@ import numpy as np
 
 from .figures import plt, save_figure, to_display
 
+
 def query_points(grid: tuple[int, int], foreground: np.ndarray | None, n: int) -> list[tuple[int, int]]:
     """``n`` query points in attention-grid coordinates: the predicted structure's
     centre first (if any), then fixed background positions."""
@@ -61,9 +62,9 @@ def attention_inputs(model: Any, array: np.ndarray, size: tuple[int, int]):
         stack = np.stack([_fit(s, size) for s in stack])
     with torch.no_grad():
         x_all = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
-        fg = torch.cat([model(x_all[i:i + 8]).argmax(1) for i in range(0, len(x_all), 8)]).numpy() > 0
+        fg = torch.cat([model(x_all[i : i + 8]).argmax(1) for i in range(0, len(x_all), 8)]).numpy() > 0
     best = int(np.argmax(fg.reshape(len(fg), -1).sum(1)))
-    return x_all[best:best + 1], fg[best]
+    return x_all[best : best + 1], fg[best]
 
 
 def _panels(entry: dict, n_queries: int) -> list[tuple]:
@@ -83,15 +84,17 @@ def _panels(entry: dict, n_queries: int) -> list[tuple]:
         row = []
         for q, m in zip(queries, maps):
             prob = m[0, b].float()
-            up = F.interpolate(prob[None, None], size=image.shape[:2], mode="bilinear",
-                               align_corners=False)[0, 0].numpy()
+            up = F.interpolate(prob[None, None], size=image.shape[:2], mode="bilinear", align_corners=False)[
+                0, 0
+            ].numpy()
             row.append((q, up, effective_area(prob.numpy())))
         rows.append((label, image, row, grid))
     return rows
 
 
-def _draw_panel(ax: Any, image: np.ndarray, query: tuple[int, int], up: np.ndarray, eff: float,
-                grid: tuple[int, int]) -> None:
+def _draw_panel(
+    ax: Any, image: np.ndarray, query: tuple[int, int], up: np.ndarray, eff: float, grid: tuple[int, int]
+) -> None:
     qh, qw = query
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
     rel = up / max(float(up.max()), 1e-12)
@@ -126,8 +129,11 @@ def attention_figure(entries: list[dict], dataset: str, n_queries: int, path: st
             _draw_panel(ax, image, *row[c], grid)
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
-    fig.suptitle(f"{dataset}: attention of the query (+) over the {panels[0][3][0]}x{panels[0][3][1]} grid "
-                 "(each map scaled to its max)", fontsize=9)
+    fig.suptitle(
+        f"{dataset}: attention of the query (+) over the {panels[0][3][0]}x{panels[0][3][1]} grid "
+        "(each map scaled to its max)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return save_figure(fig, path)
 

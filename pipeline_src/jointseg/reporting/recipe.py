@@ -12,8 +12,13 @@ from .collect import RunKey
 
 # The training keys the report states, with their column titles.
 RECIPE_KEYS: tuple[tuple[str, str], ...] = (
-    ("loss", "loss"), ("scheduler", "scheduler"), ("lr", "lr"), ("betas", "betas"),
-    ("batch_size", "batch"), ("iterations", "iterations"))
+    ("loss", "loss"),
+    ("scheduler", "scheduler"),
+    ("lr", "lr"),
+    ("betas", "betas"),
+    ("batch_size", "batch"),
+    ("iterations", "iterations"),
+)
 
 
 def count_parameters(run_config: dict, manifest: dict) -> int:
@@ -62,23 +67,43 @@ def _value(v: object) -> str:
 def recipe(run_config: dict, checkpoint: str) -> dict[str, str]:
     """The stated training recipe of one run, as display strings."""
     m, tr = run_config["model"], run_config["train"]
-    row = {"network": f"{m.get('arch', '?')}/{m.get('preset', '?')}",
-           "attention": f"{m.get('attention', '?')} @ {m.get('attention_level', '?')}",
-           "input": "x".join(str(s) for s in run_config["size"])}
+    row = {
+        "network": f"{m.get('arch', '?')}/{m.get('preset', '?')}",
+        "attention": f"{m.get('attention', '?')} @ {m.get('attention_level', '?')}",
+        "input": "x".join(str(s) for s in run_config["size"]),
+    }
     row.update({title: _value(tr[k]) if k in tr else "–" for k, title in RECIPE_KEYS})
     row["augmentation"] = _augment_text(tr.get("augment"))
     row["checkpoint"] = checkpoint
     return row
 
 
-def recipe_markdown(run_configs: dict[RunKey, dict], n_params: dict[tuple[str, str], int],
-                    datasets: list[str], variants: list[str], checkpoint: str) -> str:
+def recipe_markdown(
+    run_configs: dict[RunKey, dict],
+    n_params: dict[tuple[str, str], int],
+    datasets: list[str],
+    variants: list[str],
+    checkpoint: str,
+) -> str:
     """A Markdown section: one row per data set and variant (seeds share the recipe)."""
-    lines = ["## Training recipe", "",
-             f"From each run's `run_config.json` (first seed of each variant); the evaluated checkpoint is "
-             f"`{checkpoint}.pt`; parameters counted with the network built as in training.", ""]
-    header = ["data set", "variant", "parameters", "network", "attention", "input",
-              *(t for _, t in RECIPE_KEYS), "augmentation", "checkpoint"]
+    lines = [
+        "## Training recipe",
+        "",
+        f"From each run's `run_config.json` (first seed of each variant); the evaluated checkpoint is "
+        f"`{checkpoint}.pt`; parameters counted with the network built as in training.",
+        "",
+    ]
+    header = [
+        "data set",
+        "variant",
+        "parameters",
+        "network",
+        "attention",
+        "input",
+        *(t for _, t in RECIPE_KEYS),
+        "augmentation",
+        "checkpoint",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     first = {}
     for key in sorted(run_configs, key=lambda k: k[2]):

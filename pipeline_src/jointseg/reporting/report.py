@@ -21,7 +21,8 @@ METRIC_POLICY = (
     "(mm or px); for data sets in pixels, distances are also given as a percentage of each case's image "
     "diagonal. Statistics pool each case over seeds; p-values are two-sided paired Wilcoxon signed-rank "
     "tests against the reference variant, with Holm's adjustment over the variants compared for each "
-    "data set, class and metric.")
+    "data set, class and metric."
+)
 
 
 def provenance(config_path: str | None, manifest_paths: dict[str, Path], datasets: list[str]) -> list[str]:
@@ -40,20 +41,38 @@ def _figure_lines(datasets: list[str], figure_paths: list[Path], out: Path) -> l
     return lines
 
 
-def report_markdown(config: dict, config_path: str | None, manifest_paths: dict[str, Path], out: Path,
-                    datasets: list[str], recipe_md: str, tables_md: str, figure_paths: list[Path],
-                    notes: list[str]) -> str:
+def report_markdown(
+    config: dict,
+    config_path: str | None,
+    manifest_paths: dict[str, Path],
+    out: Path,
+    datasets: list[str],
+    recipe_md: str,
+    tables_md: str,
+    figure_paths: list[Path],
+    notes: list[str],
+) -> str:
     """The text of ``report.md``."""
-    lines = [f"# jointseg report: study `{config.get('study', '?')}`", "",
-             "Reconstruction of Zhang, Dong, Li, *Joint Attention for Medical Image Segmentation* (ISBI 2022); "
-             "not the authors' code.", "", METRIC_POLICY, "", recipe_md,
-             "## Files", "",
-             "- [summary.csv](summary.csv): per data set, variant, seed and class (with parameter counts)",
-             "- [stats.csv](stats.csv): pooled over seeds, bootstrap CIs, Wilcoxon tests, Holm-adjusted p",
-             "- [summary.md](summary.md), [summary.tex](summary.tex): tables",
-             "- [summary.html](summary.html), [report.html](report.html): summary.md and this report as HTML",
-             "",
-             "## Figures", "", *_figure_lines(datasets, figure_paths, out)]
+    lines = [
+        f"# jointseg report: study `{config.get('study', '?')}`",
+        "",
+        "Reconstruction of Zhang, Dong, Li, *Joint Attention for Medical Image Segmentation* (ISBI 2022); "
+        "not the authors' code.",
+        "",
+        METRIC_POLICY,
+        "",
+        recipe_md,
+        "## Files",
+        "",
+        "- [summary.csv](summary.csv): per data set, variant, seed and class (with parameter counts)",
+        "- [stats.csv](stats.csv): pooled over seeds, bootstrap CIs, Wilcoxon tests, Holm-adjusted p",
+        "- [summary.md](summary.md), [summary.tex](summary.tex): tables",
+        "- [summary.html](summary.html), [report.html](report.html): summary.md and this report as HTML",
+        "",
+        "## Figures",
+        "",
+        *_figure_lines(datasets, figure_paths, out),
+    ]
     if notes:
         lines += ["## Not produced", "", *(f"- {n}" for n in notes), ""]
     lines += ["## Provenance", "", *provenance(config_path, manifest_paths, datasets), ""]
@@ -69,16 +88,20 @@ def report_markdown(config: dict, config_path: str | None, manifest_paths: dict[
 # ``to_html``, the few other constructs the two files use (headings, paragraphs, bullets, emphasis,
 # code, links, images) by the small converter below. Images become data URIs: a page shown from a
 # data URI has no folder to resolve ``figures/x.png`` against.
-_CSS = ("body{font-family:sans-serif;font-size:14px;margin:1.5em;max-width:110em}"
-        "table{border-collapse:collapse;margin:.5em 0 1.2em}th,td{border-bottom:1px solid #ccc;"
-        "padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f0f0f0}"
-        "td:first-child,th:first-child,table.left td,table.left th{text-align:left}"
-        "code{background:#f4f4f4;padding:0 2px}img{max-width:100%}")
-_INLINE = ((re.compile(r"!\[([^\]]*)\]\(([^)]+)\)"), r'<img alt="\1" src="\2">'),
-           (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r'<a href="\2">\1</a>'),
-           (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
-           (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
-           (re.compile(r"\*([^*\s][^*]*)\*"), r"<em>\1</em>"))
+_CSS = (
+    "body{font-family:sans-serif;font-size:14px;margin:1.5em;max-width:110em}"
+    "table{border-collapse:collapse;margin:.5em 0 1.2em}th,td{border-bottom:1px solid #ccc;"
+    "padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f0f0f0}"
+    "td:first-child,th:first-child,table.left td,table.left th{text-align:left}"
+    "code{background:#f4f4f4;padding:0 2px}img{max-width:100%}"
+)
+_INLINE = (
+    (re.compile(r"!\[([^\]]*)\]\(([^)]+)\)"), r'<img alt="\1" src="\2">'),
+    (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r'<a href="\2">\1</a>'),
+    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
+    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"\*([^*\s][^*]*)\*"), r"<em>\1</em>"),
+)
 
 
 def _inline(text: str) -> str:
@@ -145,8 +168,10 @@ def markdown_html(markdown: str, base: Path) -> str:
     lines = markdown.splitlines()
     title = next((h[2:] for h in lines if h.startswith("# ")), "jointseg")
     body = "\n".join(_blocks(lines, base))
-    return (f'<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>{_inline(title)}</title>\n'
-            f"<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>{_inline(title)}</title>\n'
+        f"<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
 
 
 def write_html(markdown_path: Path, html_path: Path) -> Path:

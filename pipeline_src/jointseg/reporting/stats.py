@@ -52,8 +52,16 @@ def bootstrap_ci(
         return NAN, NAN
     if arr.size == 1 or np.all(arr == arr[0]):  # every resample has the same mean (scipy refuses n=1)
         return float(arr[0]), float(arr[0])
-    res = bootstrap((arr,), np.mean, n_resamples=n_resamples, confidence_level=level, method="percentile",
-                    vectorized=True, batch=BOOTSTRAP_BATCH, rng=np.random.default_rng(seed))
+    res = bootstrap(
+        (arr,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=level,
+        method="percentile",
+        vectorized=True,
+        batch=BOOTSTRAP_BATCH,
+        rng=np.random.default_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

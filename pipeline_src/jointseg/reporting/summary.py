@@ -55,8 +55,11 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
 
 def sort_rows(df: pd.DataFrame, datasets: list[str], variants: list[str], keys: Sequence[str]) -> pd.DataFrame:
     """Sort by ``keys`` with data sets, variants and metrics in their report order."""
-    order = {"dataset": {d: i for i, d in enumerate(datasets)}, "variant": {v: i for i, v in enumerate(variants)},
-             "metric": {m: i for i, m in enumerate(ALL_METRICS)}}
+    order = {
+        "dataset": {d: i for i, d in enumerate(datasets)},
+        "variant": {v: i for i, v in enumerate(variants)},
+        "metric": {m: i for i, m in enumerate(ALL_METRICS)},
+    }
 
     def key(col: pd.Series) -> pd.Series:
         return col.map(order[col.name]) if col.name in order else col
@@ -64,13 +67,21 @@ def sort_rows(df: pd.DataFrame, datasets: list[str], variants: list[str], keys: 
     return df.sort_values(list(keys), key=key, kind="stable").reset_index(drop=True)
 
 
-def seed_summary(df: pd.DataFrame, datasets: list[str], variants: list[str],
-                 n_params: dict[tuple[str, str], int]) -> pd.DataFrame:
+def seed_summary(
+    df: pd.DataFrame, datasets: list[str], variants: list[str], n_params: dict[tuple[str, str], int]
+) -> pd.DataFrame:
     """One row per data set, variant, seed and class: metric means (NaN excluded), counts, parameters."""
     rows = []
     for (ds, v, s, k), g in df.groupby(["dataset", "variant", "seed", "class"], sort=False):
-        row = {"dataset": ds, "variant": v, "seed": int(s), "class": int(k), "n_cases": int(g["case"].nunique()),
-               "n_nan_distance": int(g["hd95"].isna().sum()), "n_params": int(n_params[(ds, v)])}
+        row = {
+            "dataset": ds,
+            "variant": v,
+            "seed": int(s),
+            "class": int(k),
+            "n_cases": int(g["case"].nunique()),
+            "n_nan_distance": int(g["hd95"].isna().sum()),
+            "n_params": int(n_params[(ds, v)]),
+        }
         for m in ALL_METRICS:
             vals = g[m].to_numpy(dtype=float)
             row[m] = float(np.nanmean(vals)) if np.any(~np.isnan(vals)) else float("nan")
@@ -95,8 +106,15 @@ def pooled_cases(df: pd.DataFrame) -> pd.DataFrame:
 def _describe(vals: np.ndarray, n_boot: int) -> dict:
     mean, std, n = mean_std(vals)
     lo, hi = bootstrap_ci(vals, n_resamples=n_boot, seed=BOOTSTRAP_SEED)
-    return {"n_cases": int(len(vals)), "n": n, "n_nan": int(np.isnan(vals).sum()),
-            "mean": mean, "std": std, "ci_low": lo, "ci_high": hi}
+    return {
+        "n_cases": int(len(vals)),
+        "n": n,
+        "n_nan": int(np.isnan(vals).sum()),
+        "mean": mean,
+        "std": std,
+        "ci_low": lo,
+        "ci_high": hi,
+    }
 
 
 def _family(by_variant: dict[str, pd.DataFrame], metric: str, reference: str, n_boot: int) -> list[dict]:
@@ -105,9 +123,16 @@ def _family(by_variant: dict[str, pd.DataFrame], metric: str, reference: str, n_
     rows = []
     for v, gv in by_variant.items():
         vals = gv[metric].to_numpy(dtype=float)
-        row = {"metric": metric, "variant": v, **_describe(vals, n_boot),
-               "n_nan_case_seed": int(gv["n_nan_seeds"].sum()) if metric in DISTANCE_DERIVED else 0,
-               "reference": reference, "n_pairs": 0, "wilcoxon_statistic": float("nan"), "p_value": float("nan")}
+        row = {
+            "metric": metric,
+            "variant": v,
+            **_describe(vals, n_boot),
+            "n_nan_case_seed": int(gv["n_nan_seeds"].sum()) if metric in DISTANCE_DERIVED else 0,
+            "reference": reference,
+            "n_pairs": 0,
+            "wilcoxon_statistic": float("nan"),
+            "p_value": float("nan"),
+        }
         if ref is not None and v != reference:
             common = ref.index.intersection(gv.index).sort_values()
             test = paired_wilcoxon(ref.loc[common, metric].to_numpy(float), gv.loc[common, metric].to_numpy(float))
@@ -119,12 +144,34 @@ def _family(by_variant: dict[str, pd.DataFrame], metric: str, reference: str, n_
 
 
 STATS_COLUMNS: tuple[str, ...] = (
-    "dataset", "class", "metric", "variant", "n_cases", "n", "n_nan", "n_nan_case_seed", "mean", "std",
-    "ci_low", "ci_high", "reference", "n_pairs", "wilcoxon_statistic", "p_value", "p_holm")
+    "dataset",
+    "class",
+    "metric",
+    "variant",
+    "n_cases",
+    "n",
+    "n_nan",
+    "n_nan_case_seed",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "reference",
+    "n_pairs",
+    "wilcoxon_statistic",
+    "p_value",
+    "p_holm",
+)
 
 
-def compute_stats(pooled: pd.DataFrame, datasets: list[str], variants: list[str], reference: str,
-                  units: dict[str, str], n_boot: int = 2000) -> pd.DataFrame:
+def compute_stats(
+    pooled: pd.DataFrame,
+    datasets: list[str],
+    variants: list[str],
+    reference: str,
+    units: dict[str, str],
+    n_boot: int = 2000,
+) -> pd.DataFrame:
     """Per data set, class, metric and variant: n, mean ± std, bootstrap CI, Wilcoxon vs ``reference``, Holm."""
     rows = []
     for (ds, k), g in pooled.groupby(["dataset", "class"], sort=False):

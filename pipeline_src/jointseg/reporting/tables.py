@@ -20,8 +20,16 @@ from .summary import PENALISED, PERCENT
 
 FLOAT_FORMAT = "%.6g"
 SCORE_METRICS: tuple[str, ...] = ("dice", "iou", "hd95", "assd")
-NAMES = {"dice": "Dice", "iou": "IoU", "hd95": "HD95", "assd": "ASSD", "hd95_penalised": "HD95 penalised",
-         "assd_penalised": "ASSD penalised", "hd95_pct": "HD95 % diag.", "assd_pct": "ASSD % diag."}
+NAMES = {
+    "dice": "Dice",
+    "iou": "IoU",
+    "hd95": "HD95",
+    "assd": "ASSD",
+    "hd95_penalised": "HD95 penalised",
+    "assd_penalised": "ASSD penalised",
+    "hd95_pct": "HD95 % diag.",
+    "assd_pct": "ASSD % diag.",
+}
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -64,8 +72,15 @@ def table_groups(unit: str) -> list[tuple[str, tuple[str, ...]]]:
     return [("scores", SCORE_METRICS), ("distance policies", policy)]
 
 
-def table_rows(stats: pd.DataFrame, ds: str, k: int, variants: list[str], metrics: tuple[str, ...],
-               reference: str, latex: bool = False) -> list[list[str]]:
+def table_rows(
+    stats: pd.DataFrame,
+    ds: str,
+    k: int,
+    variants: list[str],
+    metrics: tuple[str, ...],
+    reference: str,
+    latex: bool = False,
+) -> list[list[str]]:
     """Cells of one table: per variant, ``[name, (value, p) per metric..., n, NaN dist.]``."""
     sub = stats[(stats["dataset"] == ds) & (stats["class"] == k)]
     rows = []
@@ -83,31 +98,49 @@ def table_rows(stats: pd.DataFrame, ds: str, k: int, variants: list[str], metric
 
 
 def _lead(reference: str) -> list[str]:
-    return ["Mean ± std [95 % percentile-bootstrap CI of the mean] over test cases (each case averaged over "
-            f"seeds); p (Holm): two-sided paired Wilcoxon signed-rank test of `{reference}` against the variant "
-            "(paired by case; NaN pairs dropped), and in brackets Holm's adjustment over the variants compared "
-            "for that data set, class and metric. HD95/ASSD exclude cases where exactly one mask is empty "
-            "(counted in *NaN dist.*, over case × seed); *penalised* counts those cases as the image diagonal; "
-            "*% diag.* is each case's distance as a percentage of its image diagonal (pixel data sets).", ""]
+    return [
+        "Mean ± std [95 % percentile-bootstrap CI of the mean] over test cases (each case averaged over "
+        f"seeds); p (Holm): two-sided paired Wilcoxon signed-rank test of `{reference}` against the variant "
+        "(paired by case; NaN pairs dropped), and in brackets Holm's adjustment over the variants compared "
+        "for that data set, class and metric. HD95/ASSD exclude cases where exactly one mask is empty "
+        "(counted in *NaN dist.*, over case × seed); *penalised* counts those cases as the image diagonal; "
+        "*% diag.* is each case's distance as a percentage of its image diagonal (pixel data sets).",
+        "",
+    ]
 
 
-def markdown_tables(stats: pd.DataFrame, datasets: list[str], variants: list[str], reference: str,
-                    class_names: dict[str, dict[int, str]], units: dict[str, str], n_seeds: dict[str, int],
-                    n_params: dict[tuple[str, str], int]) -> str:
+def markdown_tables(
+    stats: pd.DataFrame,
+    datasets: list[str],
+    variants: list[str],
+    reference: str,
+    class_names: dict[str, dict[int, str]],
+    units: dict[str, str],
+    n_seeds: dict[str, int],
+    n_params: dict[tuple[str, str], int],
+) -> str:
     """Markdown: two tables per data set and class."""
     lines = ["# Summary", "", *_lead(reference)]
     for ds in datasets:
         for k in sorted(stats.loc[stats["dataset"] == ds, "class"].unique()):
             name = class_names.get(ds, {}).get(int(k), str(k))
-            lines += [f"## {ds}: class {k} ({name})", "",
-                      f"{n_seeds.get(ds, 1)} seed(s); distances in {units[ds]}.", ""]
+            lines += [
+                f"## {ds}: class {k} ({name})",
+                "",
+                f"{n_seeds.get(ds, 1)} seed(s); distances in {units[ds]}.",
+                "",
+            ]
             for title, metrics in table_groups(units[ds]):
                 head = ["variant", "parameters"]
                 for m in metrics:
                     head += [NAMES[m], "p (Holm)"]
                 head += ["n", "NaN dist."]
-                lines += [f"{title.capitalize()}:", "", "| " + " | ".join(head) + " |",
-                          "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+                lines += [
+                    f"{title.capitalize()}:",
+                    "",
+                    "| " + " | ".join(head) + " |",
+                    "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+                ]
                 for cells in table_rows(stats, ds, int(k), variants, metrics, reference):
                     v = cells[0]
                     label = f"**{v}** (ref)" if v == reference else v
@@ -122,16 +155,32 @@ def _tex(text: str) -> str:
     return text
 
 
-def _latex_table(stats: pd.DataFrame, ds: str, k: int, name: str, title: str, metrics: tuple[str, ...],
-                 variants: list[str], reference: str, unit: str, n_params: dict[tuple[str, str], int]) -> list[str]:
+def _latex_table(
+    stats: pd.DataFrame,
+    ds: str,
+    k: int,
+    name: str,
+    title: str,
+    metrics: tuple[str, ...],
+    variants: list[str],
+    reference: str,
+    unit: str,
+    n_params: dict[tuple[str, str], int],
+) -> list[str]:
     label = f"tab:{re.sub(r'[^A-Za-z0-9]', '-', ds)}-class{k}-{title.split()[0]}"
-    out = ["\\begin{table}[t]", "\\centering", "\\scriptsize",
-           f"\\caption{{{_tex(ds)}, class {k} ({_tex(name)}), {title}: mean $\\pm$ std [95\\% bootstrap CI]; "
-           f"$p$ (Holm): paired Wilcoxon signed-rank test of {_tex(reference)} vs.\\ each variant; "
-           f"distances in {unit}.}}", f"\\label{{{label}}}",
-           "\\begin{tabular}{lr" + "rr" * len(metrics) + "rr}", "\\toprule",
-           "Variant & Params & " + " & ".join(f"{_tex(NAMES[m])} & $p$ (Holm)" for m in metrics)
-           + " & $n$ & NaN \\\\", "\\midrule"]
+    out = [
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\scriptsize",
+        f"\\caption{{{_tex(ds)}, class {k} ({_tex(name)}), {title}: mean $\\pm$ std [95\\% bootstrap CI]; "
+        f"$p$ (Holm): paired Wilcoxon signed-rank test of {_tex(reference)} vs.\\ each variant; "
+        f"distances in {unit}.}}",
+        f"\\label{{{label}}}",
+        "\\begin{tabular}{lr" + "rr" * len(metrics) + "rr}",
+        "\\toprule",
+        "Variant & Params & " + " & ".join(f"{_tex(NAMES[m])} & $p$ (Holm)" for m in metrics) + " & $n$ & NaN \\\\",
+        "\\midrule",
+    ]
     for cells in table_rows(stats, ds, k, variants, metrics, reference, latex=True):
         v = cells[0]
         body = [c.replace("<", "$<$").replace("–", "--") for c in cells[1:]]
@@ -140,16 +189,24 @@ def _latex_table(stats: pd.DataFrame, ds: str, k: int, name: str, title: str, me
     return out + ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
 
 
-def latex_tables(stats: pd.DataFrame, datasets: list[str], variants: list[str], reference: str,
-                 class_names: dict[str, dict[int, str]], units: dict[str, str],
-                 n_params: dict[tuple[str, str], int]) -> str:
+def latex_tables(
+    stats: pd.DataFrame,
+    datasets: list[str],
+    variants: list[str],
+    reference: str,
+    class_names: dict[str, dict[int, str]],
+    units: dict[str, str],
+    n_params: dict[tuple[str, str], int],
+) -> str:
     """LaTeX (booktabs): two tables per data set and class."""
-    out = ["% jointseg aggregate: mean $\\pm$ std [95% bootstrap CI]; p: paired Wilcoxon vs the reference,",
-           "% Holm-adjusted in brackets. Needs \\usepackage{booktabs}.", ""]
+    out = [
+        "% jointseg aggregate: mean $\\pm$ std [95% bootstrap CI]; p: paired Wilcoxon vs the reference,",
+        "% Holm-adjusted in brackets. Needs \\usepackage{booktabs}.",
+        "",
+    ]
     for ds in datasets:
         for k in sorted(stats.loc[stats["dataset"] == ds, "class"].unique()):
             name = class_names.get(ds, {}).get(int(k), str(k))
             for title, metrics in table_groups(units[ds]):
-                out += _latex_table(stats, ds, int(k), name, title, metrics, variants, reference, units[ds],
-                                    n_params)
+                out += _latex_table(stats, ds, int(k), name, title, metrics, variants, reference, units[ds], n_params)
     return "\n".join(out)

@@ -29,7 +29,19 @@ from .store import (
 )
 
 __all__ = [
-    "DISABLE_ENV", "PARENT_ENV", "PARENT_TAG", "RunTracker", "client", "experiment_name", "finish_parent",
-    "flatten", "log_parent_artifacts", "log_test_metrics", "parent_run_id", "resolve_tracking_uri", "retry",
-    "start_parent", "tracking_enabled",
+    "DISABLE_ENV",
+    "PARENT_ENV",
+    "PARENT_TAG",
+    "RunTracker",
+    "client",
+    "experiment_name",
+    "finish_parent",
+    "flatten",
+    "log_parent_artifacts",
+    "log_test_metrics",
+    "parent_run_id",
+    "resolve_tracking_uri",
+    "retry",
+    "start_parent",
+    "tracking_enabled",
 ]

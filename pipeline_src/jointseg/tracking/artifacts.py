@@ -50,8 +50,9 @@ def _link(path: Path, root: Path, artifact_path: str | None) -> bool:
     return True
 
 
-def upload(mlclient, run_id: str, path: str | Path, artifact_path: str | None = None,
-           artifact_uri: str | None = None) -> None:
+def upload(
+    mlclient, run_id: str, path: str | Path, artifact_path: str | None = None, artifact_uri: str | None = None
+) -> None:
     """Log a file, or a folder as ``artifact_path`` (default: its name), skipping Snakemake's
     marker files. Files are hard-linked when ``artifact_uri`` (the run's) is local."""
     path = Path(path)

@@ -54,16 +54,18 @@ def one_line(exc: BaseException) -> str:
 
 def warn(what: str, exc: BaseException) -> None:
     """One warning line on stderr: MLflow failed, the results on disk are complete."""
-    print(f"jointseg: warning: MLflow {what} failed ({one_line(exc)}); results/ files are complete",
-          file=sys.stderr)
+    print(f"jointseg: warning: MLflow {what} failed ({one_line(exc)}); results/ files are complete", file=sys.stderr)
 
 
 def provenance_tags() -> dict[str, str]:
     """Code and package provenance shared by parent and child runs."""
     state = provenance.git_state()
-    return {"mlflow.source.git.commit": state["commit"], "git_commit": state["commit"],
-            "git_dirty": str(state["dirty"]),
-            **{f"version.{k}": v for k, v in provenance.package_versions().items()}}
+    return {
+        "mlflow.source.git.commit": state["commit"],
+        "git_commit": state["commit"],
+        "git_dirty": str(state["dirty"]),
+        **{f"version.{k}": v for k, v in provenance.package_versions().items()},
+    }
 
 
 def run_tags(rc: dict) -> dict[str, str]:
@@ -87,8 +89,9 @@ class RunTracker:
     batches (one SQLite transaction per 1000 values).
     """
 
-    def __init__(self, run_config: dict, out_dir: str | Path, enabled: bool = True,
-                 resume_run_id: str | None = None) -> None:
+    def __init__(
+        self, run_config: dict, out_dir: str | Path, enabled: bool = True, resume_run_id: str | None = None
+    ) -> None:
         self.enabled = enabled and tracking_enabled()
         self.run_id: str | None = None
         self.uri: str | None = None
@@ -140,8 +143,10 @@ class RunTracker:
         try:
             retry(self._client.get_run, parent)
         except Exception as exc:  # noqa: BLE001
-            print(f"jointseg: MLflow parent run {parent} not found ({type(exc).__name__}); "
-                  "logging a top-level run", file=sys.stderr)
+            print(
+                f"jointseg: MLflow parent run {parent} not found ({type(exc).__name__}); logging a top-level run",
+                file=sys.stderr,
+            )
             return None
         return parent
 
@@ -195,8 +200,15 @@ class RunTracker:
         """Log a file or folder (without Snakemake's marker files) as an artifact; files are
         hard-linked into a local artifact store (see :mod:`.artifacts`)."""
         if Path(path).exists():
-            self._call(f"artifact {Path(path).name}", upload, self._client, self.run_id, path, artifact_path,
-                       self._artifact_uri)
+            self._call(
+                f"artifact {Path(path).name}",
+                upload,
+                self._client,
+                self.run_id,
+                path,
+                artifact_path,
+                self._artifact_uri,
+            )
 
     def log_text(self, text: str, artifact_file: str) -> None:
         """Store ``text`` as an artifact file."""
@@ -215,8 +227,16 @@ class RunTracker:
         """
         from .model import log_pytorch_model
 
-        self._call("model logging", log_pytorch_model, self.uri, self.experiment_id, self.run_id, model,
-                   example, self._num_classes)
+        self._call(
+            "model logging",
+            log_pytorch_model,
+            self.uri,
+            self.experiment_id,
+            self.run_id,
+            model,
+            example,
+            self._num_classes,
+        )
 
     def finish(self, status: str = "FINISHED") -> None:
         """Flush metrics and close the run with ``status``; later calls are no-ops."""

@@ -26,21 +26,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     start = sub.add_parser("start", help="open the parent run of this pipeline invocation; print its id")
     start.add_argument("--config", required=True, help="study config YAML")
-    start.add_argument("--study-dir", dest="results_dir", default=None,
-                       help="the study's results folder (default: <results_dir>/<study>)")
-    start.add_argument("--owner-pid", type=int, default=None,
-                       help="process owning the run (default: the caller, i.e. the parent process)")
+    start.add_argument(
+        "--study-dir",
+        dest="results_dir",
+        default=None,
+        help="the study's results folder (default: <results_dir>/<study>)",
+    )
+    start.add_argument(
+        "--owner-pid",
+        type=int,
+        default=None,
+        help="process owning the run (default: the caller, i.e. the parent process)",
+    )
     finish = sub.add_parser("finish", help="log the summary to the parent run and close it")
     finish.add_argument("--config", default=None, help="study config YAML (tracking URI, class names)")
-    finish.add_argument("--status", choices=["FINISHED", "FAILED", "KILLED"], default="FINISHED",
-                        help="final status of the parent run")
+    finish.add_argument(
+        "--status", choices=["FINISHED", "FAILED", "KILLED"], default="FINISHED", help="final status of the parent run"
+    )
     finish.add_argument("--summary", default=None, help="summary folder (summary.csv, stats.csv, figures)")
     finish.add_argument("--artifacts", nargs="*", default=[], help="further files or folders to upload")
     finish.add_argument("--run-id", default=None, help="default: $JOINTSEG_MLFLOW_PARENT")
     metrics = sub.add_parser("metrics", help="log a run's test metrics (metrics.csv) to its MLflow run")
     metrics.add_argument("--metrics", nargs="+", required=True, type=Path, help="<run dir>/metrics.csv file(s)")
-    metrics.add_argument("--run-dir", type=Path, default=None,
-                         help="the training's folder (default: the folder of each metrics file)")
+    metrics.add_argument(
+        "--run-dir", type=Path, default=None, help="the training's folder (default: the folder of each metrics file)"
+    )
     metrics.add_argument("--config", default=None, help="study config YAML (its mlflow.tracking_uri)")
 
 

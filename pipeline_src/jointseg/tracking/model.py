@@ -16,20 +16,26 @@ def signature(example: np.ndarray, out_channels: int):
 
     f32 = np.dtype("float32")
     spatial = tuple(int(s) for s in example.shape[2:])
-    return ModelSignature(inputs=Schema([TensorSpec(f32, (-1, int(example.shape[1]), *spatial))]),
-                          outputs=Schema([TensorSpec(f32, (-1, int(out_channels), *spatial))]))
+    return ModelSignature(
+        inputs=Schema([TensorSpec(f32, (-1, int(example.shape[1]), *spatial))]),
+        outputs=Schema([TensorSpec(f32, (-1, int(out_channels), *spatial))]),
+    )
 
 
 def requirements() -> list[str]:
     """Pinned pip requirements of a logged model (given, so MLflow infers none)."""
     versions = provenance.package_versions()
     # without the local label (torch 2.13.0+cpu -> ==2.13.0, which any +cpu/+cu build satisfies)
-    return [f"{name}=={versions[name].split('+')[0]}" for name in ("torch", "monai", "numpy", "jointseg")
-            if versions.get(name, "not installed") != "not installed"]
+    return [
+        f"{name}=={versions[name].split('+')[0]}"
+        for name in ("torch", "monai", "numpy", "jointseg")
+        if versions.get(name, "not installed") != "not installed"
+    ]
 
 
-def log_pytorch_model(uri: str, experiment_id: str, run_id: str, model, example: np.ndarray,
-                      num_classes: int | None) -> None:
+def log_pytorch_model(
+    uri: str, experiment_id: str, run_id: str, model, example: np.ndarray, num_classes: int | None
+) -> None:
     """Log ``model`` to ``run_id`` (in ``experiment_id``) as the logged model ``model``, pickled.
 
     ``num_classes`` gives the output shape; when unknown, one forward pass on
@@ -49,6 +55,13 @@ def log_pytorch_model(uri: str, experiment_id: str, run_id: str, model, example:
     # Model.log with an explicit run_id, not a fluent start_run (whose exit would end the run
     # as FINISHED). Without an active run the logged model goes to the active experiment.
     mlflow.set_experiment(experiment_id=experiment_id)
-    Model.log(artifact_path=None, name="model", flavor=mlflow.pytorch, run_id=run_id, pytorch_model=model,
-              signature=signature(example, num_classes), pip_requirements=requirements(),
-              serialization_format="pickle")
+    Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=mlflow.pytorch,
+        run_id=run_id,
+        pytorch_model=model,
+        signature=signature(example, num_classes),
+        pip_requirements=requirements(),
+        serialization_format="pickle",
+    )

@@ -34,8 +34,7 @@ def owner_tags(pid: int | None = None) -> dict[str, str]:
     """Tags naming ``pid`` (default: this process) on this host as a run's owner."""
     pid = os.getpid() if pid is None else int(pid)
     started = _start_time(pid)
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid),
-            START_TAG: "" if started is None else f"{started:.2f}"}
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), START_TAG: "" if started is None else f"{started:.2f}"}
 
 
 def _alive(pid: int) -> bool:

@@ -75,8 +75,7 @@ def start_parent(config: dict, results_dir: str | Path | None = None, owner_pid:
         print(f"jointseg track: run {stale} was RUNNING without a live owner; marked KILLED", file=sys.stderr)
     moved = adopt_children(c, exp_id, results, run_id)
     if moved:
-        print(f"jointseg track: {moved} run(s) of failed or killed invocations moved under {run_id}",
-              file=sys.stderr)
+        print(f"jointseg track: {moved} run(s) of failed or killed invocations moved under {run_id}", file=sys.stderr)
     return run_id
 
 
@@ -95,8 +94,12 @@ def adopt_children(c, exp_id: str, results: str, parent: str) -> int:
     moved = 0
     for old in _search(c, exp_id, f"tags.`{KIND_TAG}` = 'pipeline'"):
         tags = old.data.tags
-        if (old.info.run_id == parent or old.info.status not in ("FAILED", "KILLED")
-                or tags.get(RESULTS_TAG) != results or tags.get(CONTINUED_TAG)):
+        if (
+            old.info.run_id == parent
+            or old.info.status not in ("FAILED", "KILLED")
+            or tags.get(RESULTS_TAG) != results
+            or tags.get(CONTINUED_TAG)
+        ):
             continue
         for child in _search(c, exp_id, f"tags.`{PARENT_TAG}` = '{old.info.run_id}'"):
             retry(c.set_tag, child.info.run_id, PARENT_TAG, parent)
@@ -105,8 +108,13 @@ def adopt_children(c, exp_id: str, results: str, parent: str) -> int:
     return moved
 
 
-def finish_parent(status: str, config: dict | None = None, summary: str | Path | None = None,
-                  artifacts: Sequence[str | Path] = (), run_id: str | None = None) -> str:
+def finish_parent(
+    status: str,
+    config: dict | None = None,
+    summary: str | Path | None = None,
+    artifacts: Sequence[str | Path] = (),
+    run_id: str | None = None,
+) -> str:
     """Log the summary and ``artifacts`` to the parent run and close it with ``status``.
 
     ``summary``: the summary folder; if it holds ``summary.csv``, its seed means become
@@ -132,8 +140,12 @@ def finish_parent(status: str, config: dict | None = None, summary: str | Path |
     return run_id
 
 
-def log_parent_artifacts(paths: Iterable[str | Path], config: dict | None = None,
-                         results_dir: str | Path | None = None, artifact_path: str | None = None) -> bool:
+def log_parent_artifacts(
+    paths: Iterable[str | Path],
+    config: dict | None = None,
+    results_dir: str | Path | None = None,
+    artifact_path: str | None = None,
+) -> bool:
     """Upload files/folders to the current parent run (``$JOINTSEG_MLFLOW_PARENT``).
 
     False (nothing logged) without a parent or when tracking is off; failures warn
@@ -155,8 +167,9 @@ def log_parent_artifacts(paths: Iterable[str | Path], config: dict | None = None
     return True
 
 
-def log_test_metrics(metrics_csv: str | Path, run_dir: str | Path | None = None,
-                     tracking_uri: str | None = None) -> str | None:
+def log_test_metrics(
+    metrics_csv: str | Path, run_dir: str | Path | None = None, tracking_uri: str | None = None
+) -> str | None:
     """Log a run's test metrics (:func:`.results.run_scores`) to its child run.
 
     ``run_dir`` (default: the folder of ``metrics_csv``) holds ``run_config.json``
@@ -168,8 +181,10 @@ def log_test_metrics(metrics_csv: str | Path, run_dir: str | Path | None = None,
     scores = run_scores(metrics_csv, settings.get("labels"))
     run_id = run_id_of(run_dir)
     if run_id is None:
-        print(f"jointseg track: {run_dir} has no MLflow run id (trained with tracking off); "
-              "test metrics not logged", file=sys.stderr)
+        print(
+            f"jointseg track: {run_dir} has no MLflow run id (trained with tracking off); test metrics not logged",
+            file=sys.stderr,
+        )
         return None
     uri = tracking_uri or _uri(settings)
     log_batch(client(uri), run_id, metrics=scores)

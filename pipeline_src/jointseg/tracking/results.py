@@ -22,8 +22,19 @@ from ..io_utils import UserError
 
 # The metric columns of metrics.csv (the evaluation's METRICS) and the distances summary.csv
 # adds (one-empty cases penalised; percent of the image diagonal). Others are ignored.
-TEST_METRICS: tuple[str, ...] = ("dice", "iou", "hd95", "assd", "sensitivity", "specificity", "precision",
-                                 "hd95_penalised", "assd_penalised", "hd95_pct", "assd_pct")
+TEST_METRICS: tuple[str, ...] = (
+    "dice",
+    "iou",
+    "hd95",
+    "assd",
+    "sensitivity",
+    "specificity",
+    "precision",
+    "hd95_penalised",
+    "assd_penalised",
+    "hd95_pct",
+    "assd_pct",
+)
 
 
 def _safe(name: str) -> str:

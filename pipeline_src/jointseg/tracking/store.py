@@ -78,8 +78,14 @@ def is_transient(exc: BaseException) -> bool:
     return any(marker in text for marker in _TRANSIENT)
 
 
-def retry(fn: Callable[..., Any], *args: Any, attempts: int = 10, base_delay: float = 0.1,
-          max_delay: float = 5.0, **kwargs: Any) -> Any:
+def retry(
+    fn: Callable[..., Any],
+    *args: Any,
+    attempts: int = 10,
+    base_delay: float = 0.1,
+    max_delay: float = 5.0,
+    **kwargs: Any,
+) -> Any:
     """``fn(*args, **kwargs)``, retrying transient failures with jittered exponential back-off.
 
     Gives up after ``attempts`` calls or 60 s; re-raises the last exception, and any
@@ -93,14 +99,17 @@ def retry(fn: Callable[..., Any], *args: Any, attempts: int = 10, base_delay: fl
         wait_random_exponential,
     )
 
-    retrying = Retrying(stop=stop_after_attempt(attempts) | stop_after_delay(60),
-                        wait=wait_random_exponential(multiplier=base_delay, max=max_delay),
-                        retry=retry_if_exception(is_transient), reraise=True)
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts) | stop_after_delay(60),
+        wait=wait_random_exponential(multiplier=base_delay, max=max_delay),
+        retry=retry_if_exception(is_transient),
+        reraise=True,
+    )
     return retrying(fn, *args, **kwargs)
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 def _ready_stamp(db: Path) -> str:
@@ -196,8 +205,14 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def log_batch(mlclient, run_id: str, metrics: dict[str, float] | None = None, step: int = 0,
-              params: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> None:
+def log_batch(
+    mlclient,
+    run_id: str,
+    metrics: dict[str, float] | None = None,
+    step: int = 0,
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
     """Log metrics (all at ``step``), params and tags in as few ``log_batch`` calls as MLflow's
     limits allow (1000 entities, of which at most 100 params and 100 tags), each retried."""
     import time
@@ -210,6 +225,6 @@ def log_batch(mlclient, run_id: str, metrics: dict[str, float] | None = None, st
     ts = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
     while ms or ps or ts:
         p, t = ps[:100], ts[:100]
-        m = ms[:1000 - len(p) - len(t)]
+        m = ms[: 1000 - len(p) - len(t)]
         retry(mlclient.log_batch, run_id, metrics=m, params=p, tags=t)
-        del ms[:len(m)], ps[:len(p)], ts[:len(t)]
+        del ms[: len(m)], ps[: len(p)], ts[: len(t)]

@@ -27,8 +27,9 @@ class _BatchRange(torch.utils.data.Dataset):
         return _as_tensors(self.batches[self.start + i])
 
 
-def iterate_batches(batches: Any, start: int, stop: int, workers: int,
-                    device: torch.device) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+def iterate_batches(
+    batches: Any, start: int, stop: int, workers: int, device: torch.device
+) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
     """Yield ``(t, (image, label))`` for ``t`` in ``[start, stop)``.
 
     With ``workers > 0`` a DataLoader prefetches in background processes; the
@@ -40,6 +41,12 @@ def iterate_batches(batches: Any, start: int, stop: int, workers: int,
         return
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(_BatchRange(batches, start, stop), batch_size=None, shuffle=False,
-                        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False)
+    loader = DataLoader(
+        _BatchRange(batches, start, stop),
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     yield from enumerate(loader, start=start)

@@ -26,8 +26,9 @@ def read_manifest(prepared_dir: str | Path) -> dict:
     """The prepared data set's manifest (clear error if it is missing)."""
     path = Path(prepared_dir) / "manifest.json"
     if not path.is_file():
-        raise UserError(f"{path}: prepared data not found; run 'jointseg prepare' for this data set "
-                        "(or 'snakemake prepare') first")
+        raise UserError(
+            f"{path}: prepared data not found; run 'jointseg prepare' for this data set (or 'snakemake prepare') first"
+        )
     return json.loads(path.read_text())
 
 
@@ -91,11 +92,16 @@ class Run:
         """The checkpoint of the current state (``kind``: latest, best or final)."""
         labels = self.manifest["labels"] if "labels" in self.manifest else self.config["labels"]
         return {
-            "model": self.model.state_dict(), "model_kwargs": self.model_kwargs,
-            "preprocess": self.manifest["preprocess"], "labels": labels,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "model": self.model.state_dict(),
+            "model_kwargs": self.model_kwargs,
+            "preprocess": self.manifest["preprocess"],
+            "labels": labels,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": checkpoint.rng_state(), "config": self.config, **self.state.checkpoint_fields(),
+            "rng": checkpoint.rng_state(),
+            "config": self.config,
+            **self.state.checkpoint_fields(),
             "kind": kind,
         }
 
@@ -117,11 +123,22 @@ def build(run_config: dict, out: Path, device: torch.device) -> Run:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, tr, device)
     scheduler = build_scheduler(tr["scheduler"], optimizer, int(tr["iterations"]))
-    batches = TrainBatches(run_config["prepared_dir"], "train", int(tr["batch_size"]),
-                           tuple(run_config["size"]), augment_setting(tr), seed)
-    return Run(config=run_config, out=out, device=device, precision=precision, manifest=manifest,
-               model_kwargs=kwargs, model=model,
-               forward=torch.compile(model) if tr["compile"] and device.type == "cuda" else model,
-               optimizer=optimizer, scheduler=scheduler,
-               scaler=torch.amp.GradScaler(device.type) if precision.scaler else None,
-               loss_fn=build_loss(tr["loss"]), batches=batches, n_parameters=count_parameters(model))
+    batches = TrainBatches(
+        run_config["prepared_dir"], "train", int(tr["batch_size"]), tuple(run_config["size"]), augment_setting(tr), seed
+    )
+    return Run(
+        config=run_config,
+        out=out,
+        device=device,
+        precision=precision,
+        manifest=manifest,
+        model_kwargs=kwargs,
+        model=model,
+        forward=torch.compile(model) if tr["compile"] and device.type == "cuda" else model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler(device.type) if precision.scaler else None,
+        loss_fn=build_loss(tr["loss"]),
+        batches=batches,
+        n_parameters=count_parameters(model),
+    )

@@ -28,8 +28,13 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -66,12 +71,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means: not a usable checkpoint
-        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc}); the file is "
-                        "truncated or not a jointseg checkpoint - retrain or restore it") from None
-    missing = [k for k in ("model", "model_kwargs", "preprocess") if k not in ckpt] if isinstance(ckpt, dict) else ["model"]
+        raise UserError(
+            f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc}); the file is "
+            "truncated or not a jointseg checkpoint - retrain or restore it"
+        ) from None
+    missing = (
+        [k for k in ("model", "model_kwargs", "preprocess") if k not in ckpt] if isinstance(ckpt, dict) else ["model"]
+    )
     if missing:
-        raise UserError(f"{path}: not a jointseg checkpoint (missing {missing}); use a file from "
-                        "results/<dataset>/<variant>/seed<k>/checkpoints/")
+        raise UserError(
+            f"{path}: not a jointseg checkpoint (missing {missing}); use a file from "
+            "results/<dataset>/<variant>/seed<k>/checkpoints/"
+        )
     return ckpt
 
 

@@ -28,8 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_selection(src, required=False)
     parser.add_argument("--out", required=True, help="output folder results/<dataset>/<variant>/seed<k>")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: train.threads, else $OMP_NUM_THREADS, else all)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: train.threads, else $OMP_NUM_THREADS, else all)",
+    )
     parser.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow (also: JOINTSEG_MLFLOW=0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -45,8 +49,9 @@ def load_run_config(args: argparse.Namespace) -> dict:
             rc = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}: not valid JSON ({exc}); recreate it with 'jointseg resolve'") from None
-        missing = [k for k in ("study", "dataset", "variant", "seed", "prepared_dir", "size", "model", "train")
-                   if k not in rc]
+        missing = [
+            k for k in ("study", "dataset", "variant", "seed", "prepared_dir", "size", "model", "train") if k not in rc
+        ]
         if missing:
             raise UserError(f"{path}: missing keys {missing}; recreate it with 'jointseg resolve'")
         return rc
@@ -61,8 +66,18 @@ def main(args: argparse.Namespace) -> int:
     from .loop import train
 
     rc = load_run_config(args)
-    done = train(rc, args.out, device_spec=args.device, threads=args.threads, restart=args.restart,
-                 tracking=not args.no_mlflow, progress=not args.no_progress)
-    print(f"{args.out}: best validation Dice {done['best_val_dice']:.4f} at step {done['best_step']} "
-          f"({done['seconds']:.1f} s, {done['images_per_second']:.1f} images/s)", file=sys.stderr)
+    done = train(
+        rc,
+        args.out,
+        device_spec=args.device,
+        threads=args.threads,
+        restart=args.restart,
+        tracking=not args.no_mlflow,
+        progress=not args.no_progress,
+    )
+    print(
+        f"{args.out}: best validation Dice {done['best_val_dice']:.4f} at step {done['best_step']} "
+        f"({done['seconds']:.1f} s, {done['images_per_second']:.1f} images/s)",
+        file=sys.stderr,
+    )
     return 0

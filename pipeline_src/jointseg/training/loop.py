@@ -66,8 +66,15 @@ class _StopFlag:
             signal.signal(signal.SIGTERM, self._old)
 
 
-def train(run_config: dict, out_dir: str | Path, device_spec: str = "auto", threads: int | None = None,
-          restart: bool = False, tracking: bool = True, progress: bool = True) -> dict:
+def train(
+    run_config: dict,
+    out_dir: str | Path,
+    device_spec: str = "auto",
+    threads: int | None = None,
+    restart: bool = False,
+    tracking: bool = True,
+    progress: bool = True,
+) -> dict:
     """Train (or resume) one run; returns the content of ``train_done.json``.
 
     ``run_config``: schema-filled (``jointseg resolve`` / ``config.resolve_run``).
@@ -80,8 +87,9 @@ def train(run_config: dict, out_dir: str | Path, device_spec: str = "auto", thre
         return _train(run_config, Path(out_dir), dev, n_threads, restart, tracking, progress)
 
 
-def _train(run_config: dict, out: Path, device: torch.device, n_threads: int, restart: bool,
-           tracking: bool, progress: bool) -> dict:
+def _train(
+    run_config: dict, out: Path, device: torch.device, n_threads: int, restart: bool, tracking: bool, progress: bool
+) -> dict:
     done = finished(out, int(run_config["train"]["iterations"]), restart)
     if done is not None:
         return done
@@ -110,8 +118,14 @@ def _open_tracker(run: Run, n_threads: int, tracking: bool):
     run.state.mlflow_run_id = tracker.run_id
     if tracker.run_id and run.state.step == 0:
         tracker.log_text(json.dumps(run.config, indent=2, sort_keys=True), "run_config.json")
-        tracker.set_tags({"device": str(run.device), "precision": run.precision.name,
-                          "threads": str(n_threads), "deterministic": str(run.config["deterministic"])})
+        tracker.set_tags(
+            {
+                "device": str(run.device),
+                "precision": run.precision.name,
+                "threads": str(n_threads),
+                "deterministic": str(run.config["deterministic"]),
+            }
+        )
     # at every start: re-logging an equal value is allowed, and a run resumed from a
     # checkpoint of an older version gets it too
     tracker.log_params({"n_parameters": str(run.n_parameters)})
@@ -155,13 +169,16 @@ def _iterate(run: Run, tracker, stop: _StopFlag, progress: bool) -> None:
     run.model.train()
     t_last = time.perf_counter()
     try:
-        for t, (image, label) in iterate_batches(run.batches, state.step, run.iterations, int(tr["workers"]),
-                                                 run.device):
+        for t, (image, label) in iterate_batches(
+            run.batches, state.step, run.iterations, int(tr["workers"]), run.device
+        ):
             lr = run.optimizer.param_groups[0]["lr"]  # the lr this update uses
             loss = step(run, image, label)
             if not math.isfinite(loss) and run.scaler is None:  # fp16: the scaler skips such steps
-                raise TrainingDiverged(f"{run.out}: loss became {loss} at iteration {t + 1}; lower train.lr "
-                                       f"(now {tr['lr']}) or set train.amp: off, then rerun with --restart")
+                raise TrainingDiverged(
+                    f"{run.out}: loss became {loss} at iteration {t + 1}; lower train.lr "
+                    f"(now {tr['lr']}) or set train.amp: off, then rerun with --restart"
+                )
             state.step = t + 1
             now = time.perf_counter()
             state.seconds += now - t_last
@@ -175,11 +192,14 @@ def _iterate(run: Run, tracker, stop: _StopFlag, progress: bool) -> None:
             if state.step % ckpt_every == 0 or state.step == run.iterations or stop.stop:
                 save_latest(run, tracker)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", refresh=False,
-                            dice="-" if state.last_dice is None else f"{state.last_dice:.3f}")
+            bar.set_postfix(
+                loss=f"{loss:.4f}", refresh=False, dice="-" if state.last_dice is None else f"{state.last_dice:.3f}"
+            )
             if stop.stop:
-                raise Stopped(f"{run.out}: stopped by SIGTERM at iteration {state.step}; latest.pt saved - "
-                              "rerun the same command to resume")
+                raise Stopped(
+                    f"{run.out}: stopped by SIGTERM at iteration {state.step}; latest.pt saved - "
+                    "rerun the same command to resume"
+                )
     finally:
         bar.close()
 
@@ -195,12 +215,22 @@ def finish(run: Run, tracker, n_threads: int) -> dict:
     write_history(run.out / "history.csv", state.history)
     rc = run.config
     done = {
-        "dataset": rc["dataset"], "variant": rc["variant"], "seed": int(rc["seed"]),
-        "iterations": run.iterations, "step": state.step, "best_val_dice": state.best_dice,
-        "best_step": state.best_step, "final_val_dice": state.last_dice, "seconds": round(state.seconds, 3),
+        "dataset": rc["dataset"],
+        "variant": rc["variant"],
+        "seed": int(rc["seed"]),
+        "iterations": run.iterations,
+        "step": state.step,
+        "best_val_dice": state.best_dice,
+        "best_step": state.best_step,
+        "final_val_dice": state.last_dice,
+        "seconds": round(state.seconds, 3),
         "images_per_second": round(run.iterations * int(tr["batch_size"]) / max(state.seconds, 1e-9), 3),
-        "n_parameters": run.n_parameters, "device": str(run.device), "precision": run.precision.name,
-        "threads": n_threads, "deterministic": bool(rc["deterministic"]), "mlflow_run_id": tracker.run_id,
+        "n_parameters": run.n_parameters,
+        "device": str(run.device),
+        "precision": run.precision.name,
+        "threads": n_threads,
+        "deterministic": bool(rc["deterministic"]),
+        "mlflow_run_id": tracker.run_id,
     }
     if tracker.run_id:
         _log_final(run, tracker)
@@ -228,6 +258,13 @@ def _progress(run: Run, enabled: bool):
     from tqdm import tqdm
 
     rc, tty = run.config, sys.stderr.isatty()
-    return tqdm(total=run.iterations, initial=run.state.step, file=sys.stderr, unit="it",
-                desc=f"train {rc['dataset']}/{rc['variant']}/seed{rc['seed']}", disable=not enabled,
-                dynamic_ncols=tty, mininterval=0.5 if tty else 30.0)  # logs (Snakemake, Slurm): a line per 30 s
+    return tqdm(
+        total=run.iterations,
+        initial=run.state.step,
+        file=sys.stderr,
+        unit="it",
+        desc=f"train {rc['dataset']}/{rc['variant']}/seed{rc['seed']}",
+        disable=not enabled,
+        dynamic_ncols=tty,
+        mininterval=0.5 if tty else 30.0,
+    )  # logs (Snakemake, Slurm): a line per 30 s

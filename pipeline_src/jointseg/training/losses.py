@@ -38,8 +38,9 @@ class CEDiceLoss(nn.Module):
         super().__init__()
         from monai.losses import DiceCELoss
 
-        self.loss = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True,
-                               batch=True, lambda_dice=1.0, lambda_ce=1.0)
+        self.loss = DiceCELoss(
+            include_background=False, to_onehot_y=True, softmax=True, batch=True, lambda_dice=1.0, lambda_ce=1.0
+        )
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         # Dice in fp32 even under autocast: sums over a batch of probabilities in bf16 lose digits.

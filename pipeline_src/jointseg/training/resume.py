@@ -31,8 +31,7 @@ def finished(out: Path, iterations: int, restart: bool) -> dict | None:
     if done_path.is_file() and not restart:
         done = json.loads(done_path.read_text())
         if done.get("iterations") == iterations and (out / "checkpoints" / "final.pt").is_file():
-            print(f"{out}: already trained ({iterations} iterations); use --restart to train again",
-                  file=sys.stderr)
+            print(f"{out}: already trained ({iterations} iterations); use --restart to train again", file=sys.stderr)
             return done
     done_path.unlink(missing_ok=True)
     return None
@@ -47,8 +46,11 @@ def _same_settings(run: Run, ckpt: dict, latest: Path) -> bool:
     stale = latest.with_name("latest.stale.pt")
     latest.replace(stale)
     changed = changed_keys(old, run.config)
-    print(f"{run.out}: {latest.name} was trained with other settings ({', '.join(changed[:8])}); "
-          f"moved to {stale.name}, starting from scratch", file=sys.stderr)
+    print(
+        f"{run.out}: {latest.name} was trained with other settings ({', '.join(changed[:8])}); "
+        f"moved to {stale.name}, starting from scratch",
+        file=sys.stderr,
+    )
     return False
 
 
@@ -57,8 +59,10 @@ def _restore(run: Run, ckpt: dict, latest: Path) -> None:
         run.model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:  # same settings, but the network code changed since it was saved
         detail = str(exc).strip().splitlines()[-1].strip()
-        raise UserError(f"{latest}: its weights do not fit the network this version builds ({detail}); "
-                        "rerun with --restart to train from scratch") from None
+        raise UserError(
+            f"{latest}: its weights do not fit the network this version builds ({detail}); "
+            "rerun with --restart to train from scratch"
+        ) from None
     run.optimizer.load_state_dict(ckpt["optimizer"])  # also the current lr of each group
     load_scheduler_state(run.scheduler, ckpt["scheduler"], str(latest))
     if run.scaler is not None and ckpt.get("scaler"):
@@ -78,8 +82,7 @@ def resume(run: Run, restart: bool) -> bool:
     ckpt = checkpoint.load_checkpoint(latest) if latest.is_file() and not restart else None
     if ckpt is not None and _same_settings(run, ckpt, latest):
         _restore(run, ckpt, latest)
-        print(f"{run.out}: resuming from {latest} at step {run.state.step}/{run.iterations}",
-              file=sys.stderr)
+        print(f"{run.out}: resuming from {latest} at step {run.state.step}/{run.iterations}", file=sys.stderr)
         return True
     for name in CHECKPOINT_NAMES:
         (run.ckpt_dir / name).unlink(missing_ok=True)

@@ -37,15 +37,24 @@ class TrainState:
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> "TrainState":
         """The state a ``latest.pt`` was saved with."""
         best = ckpt.get("best", {})
-        return cls(step=int(ckpt["step"]), seconds=float(ckpt.get("seconds", 0.0)),
-                   best_dice=float(best.get("dice", -1.0)), best_step=int(best.get("step", -1)),
-                   history=[list(r) for r in ckpt.get("history", [])],
-                   mlflow_run_id=ckpt.get("mlflow_run_id"))
+        return cls(
+            step=int(ckpt["step"]),
+            seconds=float(ckpt.get("seconds", 0.0)),
+            best_dice=float(best.get("dice", -1.0)),
+            best_step=int(best.get("step", -1)),
+            history=[list(r) for r in ckpt.get("history", [])],
+            mlflow_run_id=ckpt.get("mlflow_run_id"),
+        )
 
     def checkpoint_fields(self) -> dict[str, Any]:
         """The checkpoint entries that :meth:`from_checkpoint` reads back."""
-        return {"step": self.step, "best": {"dice": self.best_dice, "step": self.best_step},
-                "history": self.history, "seconds": self.seconds, "mlflow_run_id": self.mlflow_run_id}
+        return {
+            "step": self.step,
+            "best": {"dice": self.best_dice, "step": self.best_step},
+            "history": self.history,
+            "seconds": self.seconds,
+            "mlflow_run_id": self.mlflow_run_id,
+        }
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

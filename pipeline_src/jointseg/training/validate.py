@@ -21,8 +21,15 @@ def validate_run(run: Run) -> float:
     from ..inference.sliding_window import validation_dice
 
     rc = run.config
-    dice = validation_dice(run.model, rc["prepared_dir"], tuple(rc["size"]), run.model_kwargs["num_classes"],
-                           run.device, run.precision, split=SPLIT)
+    dice = validation_dice(
+        run.model,
+        rc["prepared_dir"],
+        tuple(rc["size"]),
+        run.model_kwargs["num_classes"],
+        run.device,
+        run.precision,
+        split=SPLIT,
+    )
     state = run.state
     state.last_dice = dice
     if dice > state.best_dice:
