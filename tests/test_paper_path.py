@@ -30,7 +30,7 @@ import yaml
 from http_server import serve_folder
 from paper_mirror import Mirror, build_mirror
 from PIL import Image
-from test_workflow import project_copy, snakemake
+from workflow_helpers import project_copy, snakemake
 
 SEEDS = [0]
 VARIANTS = ["none", "joint"]  # joint on the paper preset is the point; none is its ablation

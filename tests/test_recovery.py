@@ -18,11 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-try:  # the shared helpers are moving from test_workflow.py to workflow_helpers.py
-    from workflow_helpers import QUICK_TRAIN, ROOT, VENV_BIN, demo_project, project_copy, run, tool_env
-except ImportError:
-    from test_workflow import QUICK_TRAIN, ROOT, VENV_BIN, demo_project, project_copy, run, tool_env
+from workflow_helpers import QUICK_TRAIN, ROOT, VENV_BIN, demo_project, project_copy, run, tool_env
 
 SUMMARY_CSV = Path("results/demo/summary/summary.csv")
 

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-try:  # the shared helpers are moving from test_workflow.py to workflow_helpers.py
-    from workflow_helpers import demo_project, snakemake
-except ImportError:
-    from test_workflow import demo_project, snakemake
+from workflow_helpers import demo_project, snakemake
 
 DATA_URI = re.compile(r"data:([\w/+.-]+);charset=[\w-]+;filename=([^;\"']+);base64,([A-Za-z0-9+/=]+)")
 

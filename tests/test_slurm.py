@@ -26,11 +26,7 @@ import subprocess
 import pandas as pd
 import pytest
 import yaml
-
-try:  # the shared helpers are moving from test_workflow.py to workflow_helpers.py
-    from workflow_helpers import QUICK_TRAIN, ROOT, planned_jobs, project_copy, run
-except ImportError:
-    from test_workflow import QUICK_TRAIN, ROOT, planned_jobs, project_copy, run
+from workflow_helpers import QUICK_TRAIN, ROOT, planned_jobs, project_copy, run
 
 SETUP = ROOT / "ci" / "slurm" / "setup_slurm.sh"
 CANNOT_INSTALL = 3  # setup_slurm.sh's exit status for "not root / no apt-get"

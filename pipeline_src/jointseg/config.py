@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import paths
 from .io_utils import UserError
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
@@ -139,7 +140,7 @@ def resolve_run(config: dict, dataset: str, variant: str, seed: int) -> dict:
         "variant": variant,
         "seed": int(seed),
         "deterministic": config["deterministic"],
-        "prepared_dir": str(Path(config["data_dir"]) / "prepared" / dataset),
+        "prepared_dir": str(paths.prepared_dir(config["data_dir"], dataset)),
         "size": list(ds["size"]),
         "labels": dict(ds["labels"] or {}),  # empty: the prepared manifest names the classes
         "model": {**model, "attention": attention},
