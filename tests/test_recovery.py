@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -70,7 +69,6 @@ def kill_during_training(project: Path, timeout: float = 1200) -> Path:
 def test_readme_commands_recover_a_killed_study(tmp_path, tmp_path_factory):
     clean = demo_project(tmp_path_factory)
     project = project_copy(tmp_path / "project", train=QUICK_TRAIN)
-    shutil.copytree(ROOT / "profiles", project / "profiles", symlinks=True)  # the default profile, as in a checkout
 
     cut_short = kill_during_training(project)
     assert not (cut_short / "checkpoints" / "final.pt").exists(), "the kill came after training finished"

@@ -75,7 +75,6 @@ def test_site_profile_leaves_gpus_and_threads_to_the_command():
 @pytest.mark.slow
 def test_documented_cpu_command_runs_a_study_through_slurm(slurm_cluster, tmp_path):
     project = project_copy(tmp_path / "project", train=QUICK_TRAIN, edit={"variants": ["none", "joint"]})
-    shutil.copytree(ROOT / "profiles", project / "profiles", symlinks=True)  # as in a checkout
     config_path = project / "config" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["datasets"] = {"demo_isic": config["datasets"]["demo_isic"]}

@@ -101,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
             format=entry["format"],
             size=_size(args.size, entry["size"]),
             slice_axis=entry["slice_axis"] if args.slice_axis is None else args.slice_axis,
-            labels=dict(entry["labels"] or {}),
+            labels=dict(entry["labels"]) if entry["labels"] else None,  # None: the data set's own names
             split_rule=args.split_rule or split["rule"],
             seed=split["seed"] if args.seed is None else args.seed,
             fractions=tuple(split["fractions"]),
