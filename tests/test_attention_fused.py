@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_attention import CASES, IDS, randomised
+from attention_helpers import CASES, IDS, randomised
 
 from jointseg.attention import build, fused
 from jointseg.attention.psamask import num_offsets, relative_index

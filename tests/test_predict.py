@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from nnunet_helpers import make_nnunet_dataset
-from test_train import prepare_demo, run_train, tiny_run_config
+from training_helpers import prepare_demo, run_train, tiny_run_config
 
 from jointseg.cli import main as cli_main
 from jointseg.inference.inputs import case_files, group_cases
@@ -260,7 +260,7 @@ def test_predict_nnunet_2d_two_channels_and_channel_grouping(tmp_path):
 
 def test_predict_msd_4d_multimodal_keeps_geometry(tmp_path):
     import nibabel as nib
-    from test_prepare import make_msd
+    from msd_helpers import make_msd
 
     src = make_msd(tmp_path / "raw", modalities=2)
     prepared = tmp_path / "prepared"

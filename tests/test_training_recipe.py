@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_train import SIZE, prepare_demo, tiny_run_config
+from training_helpers import SIZE, prepare_demo, tiny_run_config
 
 
 @pytest.fixture(scope="module")
