@@ -13,17 +13,14 @@ value; self-attention also with MONAI's SABlock (with and without flash). The
 slow einsum reference (reference.py) only checks that the direct implementation
 is right (``--check``, and before every table), never a speed baseline.
 
-Each measurement runs in a fresh subprocess (``--threads`` threads). Time:
-median of ``--runs`` forward+backward runs after one warm-up, repeated in
-``--repeat`` round-robin passes over the cases (a change in the machine's load
-hits every case alike), median over the passes. Peak memory: the
-process's resident high-water mark during one forward+backward minus its
-resident size just before it (Linux: the mark is reset through
-/proc/self/clear_refs and read from VmHWM). That process runs with glibc's
-mmap threshold fixed at 128 KiB, so freed tensors go back to the system and
-the resident size follows the live memory: it counts every allocation of the
-step (tensors, gradients, library scratch), not only torch's. Not a test:
-numbers depend on the machine and its load.
+Each measurement runs in a fresh subprocess (``--threads`` threads). Time: the
+median of ``--runs`` forward+backward runs after a warm-up, in ``--repeat``
+round-robin passes over the cases, median over the passes. Peak memory: the
+resident high-water mark of one forward+backward (reset via /proc/self/clear_refs,
+read from VmHWM) minus the resident size before it, with glibc's mmap threshold
+fixed at 128 KiB so that freed tensors leave the process and the resident size
+follows the live memory: every allocation counts (tensors, gradients, library
+scratch), not only torch's. Not a test: numbers depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -38,7 +35,9 @@ import sys
 import time
 
 VARIANTS = ["self", "pointwise", "joint", "joint_sum", "parallel", "pointwise_psanet"]
-CASES = [c for v in VARIANTS for c in (f"{v}/direct", v)] + ["monai_sablock", "monai_sablock_flash"]
+# each case next to what it is compared with, so that a change in load hits both alike
+CASES = [c for v in VARIANTS for c in (f"{v}/direct", v)]
+CASES[2:2] = ["monai_sablock", "monai_sablock_flash"]  # right after self
 THREADS = 2  # set from --threads
 
 
@@ -57,8 +56,7 @@ def direct_forward(module, x, table):
     if isinstance(module, ParallelAttention):
         return x + sum(direct_forward(p, x, table) - x for p in module.parts)
     n, _, h, w = x.shape
-    length = h * w
-    index = table.expand(n, length, length)
+    index = table.expand(n, -1, -1)
     xt = x.flatten(2).transpose(1, 2)  # 1x1 convs as matmuls over positions, as the blocks do
     linear = lambda conv, t: F.linear(t, conv.weight.flatten(1), conv.bias)  # noqa: E731
 
@@ -80,16 +78,12 @@ def direct_forward(module, x, table):
     value = linear(module.value, xt).unflatten(-1, (len(module.branches), -1)).permute(0, 2, 3, 1)  # (N,B,Cv,L)
     outs = []
     for b, branch in enumerate(module.branches):
-        terms = [
-            t
-            for t in (e1, relative(module.predictors[branch], x, branch) if "E2" in module.terms else None)
-            if t is not None
-        ]
-        if module.combine == "joint":
-            p = torch.softmax(sum(terms), dim=-1)
-        else:
-            p = sum(torch.softmax(t, dim=-1) for t in terms) / len(terms)
-        outs.append(torch.matmul(value[:, b], p.transpose(1, 2)))
+        terms = [] if e1 is None else [e1]
+        if "E2" in module.terms:
+            terms.append(relative(module.predictors[branch], x, branch))
+        # joint: one softmax of the sum; sum: the mean of one softmax per term
+        probs = [torch.softmax(t, dim=-1) for t in ([sum(terms)] if module.combine == "joint" else terms)]
+        outs.append(torch.matmul(value[:, b], (sum(probs) / len(probs)).transpose(1, 2)))
     agg = linear(module.out, torch.cat(outs, 1).transpose(1, 2))  # (N, L, C)
     return x + module.out_norm(agg.transpose(1, 2).view(n, -1, h, w))
 
@@ -175,13 +169,8 @@ def run_worker(payload: dict) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
     if payload.get("measure") == "memory":
         env.update(MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(payload)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    cmd = [sys.executable, __file__, "--worker", json.dumps(payload)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else f"rc {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -214,11 +203,9 @@ def _load() -> str:
 
 
 def attention_table(sides: list[int], channels: int, batch: int, runs: int, repeat: int, cases: list[str]) -> None:
-    print(
-        f"C = {channels}, batch {batch}, {THREADS} threads; time = median over {repeat} round-robin passes "
-        f"of the median of {runs} forward+backward runs; peak = resident high-water mark of one "
-        f"forward+backward minus the size before it; {_load()} at the start\n"
-    )
+    head = f"C = {channels}, batch {batch}, {THREADS} threads; time = median over {repeat} round-robin passes"
+    print(f"{head} of the median of {runs} forward+backward runs; peak = resident high-water mark of one")
+    print(f"forward+backward minus the size before it; {_load()} at the start\n")
     print(_row(["L", "case", "time ms", "peak MB", "time / direct", "peak / direct", "time / MONAI"]))
     print(_row(["---"] * 2 + ["---:"] * 5))
     for side in sides:
@@ -261,14 +248,8 @@ def model_table(runs: int) -> None:
     print(f"small DenseUNet, 64x64, batch 4, {THREADS} threads, forward+backward+Adam, median of {runs} steps\n")
     print(_row(["attention", "level", "grid", "params", "images/s"]))
     print(_row(["---"] * 3 + ["---:"] * 2))
-    for attention, level, grid in [
-        ("none", "bottleneck", "-"),
-        ("joint", 8, "8x8"),
-        ("self", 8, "8x8"),
-        ("pointwise", 8, "8x8"),
-        ("joint", "bottleneck", "2x2"),
-        ("joint", 4, "16x16"),
-    ]:
+    rows = [("none", "bottleneck", "-"), ("joint", 8, "8x8"), ("self", 8, "8x8"), ("pointwise", 8, "8x8")]
+    for attention, level, grid in rows + [("joint", "bottleneck", "2x2"), ("joint", 4, "16x16")]:
         r = run_worker({"kind": "model", "attention": attention, "level": level, "runs": runs})
         cells = [f"error: {r['error'][:60]}", ""] if "error" in r else [f"{r['params']:,}", f"{r['img_s']:.1f}"]
         print(_row([attention, level, grid, *cells]))
@@ -286,12 +267,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5, help="forward+backward runs per time measurement")
     parser.add_argument("--repeat", type=int, default=3, help="round-robin passes over the cases (time)")
-    parser.add_argument(
-        "--cases",
-        nargs="+",
-        default=CASES,
-        help="variant[/direct][:option=json...] or monai_sablock[_flash]; default: all",
-    )
+    parser.add_argument("--cases", nargs="+", default=CASES, help="variant[/direct][:option=json...], monai_sablock")
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads per measurement")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
