@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from jointseg.config import load_config, resolve_run
+from jointseg import paths
+from jointseg.config import load_config, preparation_key, resolve_run
 from jointseg.evaluation.evaluate import COLUMNS, write_metrics
 
 JOINT = np.array([0.81, 0.72, 0.60, 0.94, 0.55, 0.86])
@@ -110,6 +111,11 @@ def manifest(dataset: str, ndim: int = 2) -> dict:
     }
 
 
+def prepared_folder(config: dict, dataset: str) -> Path:
+    """Where the workflow keeps ``dataset``'s prepared data under ``config`` (its run configs' ``prepared_dir``)."""
+    return paths.prepared_dir(config["data_dir"], dataset, preparation_key(config["datasets"][dataset]))
+
+
 def write_json(path: Path, obj: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
@@ -153,7 +159,7 @@ def fake_study(root: Path) -> dict:
             files["metrics"].append(metrics)
             files["run_configs"].append(run["run_config"])
             files["histories"].append(run["history"])
-    files["manifests"] = [write_json(root / "data" / "prepared" / "toy2d" / "manifest.json", manifest("toy2d"))]
+    files["manifests"] = [write_json(prepared_folder(config, "toy2d") / "manifest.json", manifest("toy2d"))]
     return {"config": cfg_path, **files}
 
 

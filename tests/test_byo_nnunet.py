@@ -7,6 +7,7 @@ from dataset.json) plus a quick training; everything else is the schema's defaul
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -36,9 +37,16 @@ def byo_study(tmp_path_factory):
     return project, source
 
 
+def _prepared(project) -> Path:
+    """The prepared folder the runs trained on (their run_config's ``prepared_dir``, keyed by the settings)."""
+    rc = json.loads((project / "results" / "byo" / "my_task" / "joint" / "seed0" / "run_config.json").read_text())
+    assert Path(rc["prepared_dir"]).parent == Path("data") / "prepared" / "my_task"
+    return project / rc["prepared_dir"]
+
+
 def test_two_channels_reach_the_model(byo_study):
     project, _ = byo_study
-    manifest = json.loads((project / "data" / "prepared" / "my_task" / "manifest.json").read_text())
+    manifest = json.loads((_prepared(project) / "manifest.json").read_text())
     assert manifest["in_channels"] == 2 and manifest["format"] == "nnunet"
     assert manifest["labels"] == {"0": "background", "1": "tumor"}  # from dataset.json
     import torch
@@ -56,7 +64,7 @@ def test_two_channels_reach_the_model(byo_study):
 def test_predictions_keep_the_reference_geometry_and_are_scored(byo_study):
     project, _ = byo_study
     run = project / "results" / "byo" / "my_task" / "joint" / "seed0"
-    labels = project / "data" / "prepared" / "my_task" / "test" / "labels"
+    labels = _prepared(project) / "test" / "labels"
     refs = sorted(labels.glob("*.nii.gz"))
     assert refs
     for ref in refs:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from reporting_helpers import CASES, VARIANTS, manifest, write_config, write_json, write_run_files
+from reporting_helpers import CASES, VARIANTS, manifest, prepared_folder, write_config, write_json, write_run_files
 
 from jointseg.cli import main as cli_main
 from jointseg.config import load_config
@@ -53,8 +53,8 @@ def _save_case(folder: Path, cid: str, array: np.ndarray, ndim: int) -> None:
         nib.save(nib.Nifti1Image(array, AFFINE), str(folder / f"{cid}.nii.gz"))
 
 
-def _test_folders(root: Path, ds: str, ndim: int, rng) -> tuple[Path, Path, dict]:
-    prep = root / "data" / "prepared" / ds / "test"
+def _test_folders(prepared: Path, ndim: int, rng) -> tuple[Path, Path, dict]:
+    prep = prepared / "test"
     (prep / "images").mkdir(parents=True)
     (prep / "labels").mkdir(parents=True)
     cases = {}
@@ -147,8 +147,9 @@ def fake_full_tree(root: Path, with_3d: bool) -> list[str]:
     }
     for ds, ndim in (("toy2d", 2), ("toy3d", 3))[: 2 if with_3d else 1]:
         man = manifest(ds, ndim)
-        files["manifests"].append(write_json(root / "data" / "prepared" / ds / "manifest.json", man))
-        images, labels, cases = _test_folders(root, ds, ndim, rng)
+        prepared = prepared_folder(config, ds)  # where the run configs say the data are
+        files["manifests"].append(write_json(prepared / "manifest.json", man))
+        images, labels, cases = _test_folders(prepared, ndim, rng)
         files["test_images"].append(images)
         files["test_labels"].append(labels)
         spec = (

@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jointseg.config import load_config
 from jointseg.data.download import download_dataset
-from jointseg.data.loader import TrainBatches, eval_cases, warp
+from jointseg.data.loader import NO_AUGMENT, TrainBatches, augment_settings, eval_cases, warp
 from jointseg.data.prepare import Settings, prepare
 from jointseg.data.sources import Source
 from jointseg.io_utils import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "pipeline_src" / "jointseg" / "data" / "demo"
-AUG = {"flip": True, "rotate": 15, "scale": [0.9, 1.1], "intensity": 0.1, "color": 0.05}
+# the demo study's schema-filled train.augment, as training passes it
+AUG = load_config(ROOT / "config" / "config.yaml")["train"]["augment"]
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +84,20 @@ def test_3d_slices_biased_to_foreground_and_smaller_crop(prepared):
     assert batches[0][0].shape == (4, 1, 48, 48)
     with pytest.raises(UserError, match="smaller than the crop"):
         TrainBatches(prepared["msd"], "train", 4, (96, 96), None, seed=0)
+
+
+def test_augment_settings_take_the_schema_filled_dict():
+    assert AUG["enabled"] and augment_settings(AUG) == {k: AUG[k] for k in NO_AUGMENT}
+    assert augment_settings({**AUG, "enabled": False}) == NO_AUGMENT
+    assert augment_settings(None) == NO_AUGMENT
+    with pytest.raises(ValueError, match="schema-filled"):  # a partial dict is refused, not completed
+        augment_settings({"enabled": True, "flip": True})
+
+
+def test_disabled_augment_gives_plain_crops(prepared):
+    off = TrainBatches(prepared["isic"], "train", 2, (64, 64), {**AUG, "enabled": False}, seed=0)
+    plain = TrainBatches(prepared["isic"], "train", 2, (64, 64), None, seed=0)
+    assert all(np.array_equal(x, y) for x, y in zip(off[1], plain[1]))
 
 
 def test_warp_identity_and_flip():

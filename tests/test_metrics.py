@@ -190,3 +190,19 @@ def test_no_surface_distance_exceeds_the_diagonal():
     ref[-1, -1] = True
     spacing = (0.7, 1.3)
     assert surface_metrics(pred, ref, spacing)["hd95"] < image_diagonal(pred.shape, spacing)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_random_masks_touching_the_border_match_monai(ndim):
+    """Noisy multi-component masks, several touching the grid's edge, random spacings."""
+    rng = np.random.default_rng(ndim)
+    shape = (32, 28) if ndim == 2 else (16, 18, 12)
+    for _ in range(12):
+        pred = rng.random(shape) < rng.uniform(0.05, 0.5)
+        ref = rng.random(shape) < rng.uniform(0.05, 0.5)
+        ref[(0,) * ndim] = pred[(-1,) * ndim] = True  # surface on the grid's edge
+        spacing = tuple(rng.uniform(0.3, 3.0, ndim))
+        ours = surface_metrics(pred, ref, spacing)
+        hd_m, asd_m = monai_surface(pred, ref, spacing)
+        assert ours["hd95"] == pytest.approx(hd_m, rel=1e-6)
+        assert ours["assd"] == pytest.approx(asd_m, rel=1e-6)

@@ -12,7 +12,9 @@ import pytest
 from nnunet_helpers import AFFINE_3D, make_nnunet_dataset
 from PIL import Image
 
+from jointseg import paths
 from jointseg.cli import main as cli
+from jointseg.config import load_config, preparation_key
 from jointseg.data.loader import TrainBatches, eval_cases
 from jointseg.data.preprocess import preprocess_file, restore
 
@@ -208,9 +210,16 @@ def test_local_folder_source_through_download_and_prepare_with_config(tmp_path):
     assert marker["sources"][0]["path"] == str(task.resolve()) and len(marker["sources"][0]["files"]) == 16
     assert [p.name for p in raw.iterdir()] == [".complete.json"]  # read in place: nothing copied
     assert cli(["prepare", "byo", "--config", str(config)]) == 0
-    manifest = json.loads((tmp_path / "data" / "prepared" / "byo" / "manifest.json").read_text())
+    entry = load_config(config)["datasets"]["byo"]
+    prepared = paths.prepared_dir(tmp_path / "data", "byo", preparation_key(entry))  # the default --out
+    manifest = json.loads((prepared / "manifest.json").read_text())
     assert manifest["in_channels"] == 2 and len(manifest["cases"]) == 5
     assert manifest["cases"][0]["source_images"][0] == "imagesTr/synth_000_0000.nii.gz"  # relative to the folder
+    # A --size override is another preparation: its own keyed folder; the first one stays.
+    assert cli(["prepare", "byo", "--config", str(config), "--size", str(2 * SIZE)]) == 0
+    bigger = paths.prepared_dir(tmp_path / "data", "byo", preparation_key({**entry, "size": [2 * SIZE] * 2}))
+    assert bigger != prepared and (prepared / "manifest.json").is_file()
+    assert json.loads((bigger / "manifest.json").read_text())["preprocess"]["size"] == [2 * SIZE] * 2
 
 
 def test_rgb_png_is_three_channels_and_palette_labels_are_indices(tmp_path):

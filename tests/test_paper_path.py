@@ -57,8 +57,13 @@ class PaperRun:
     def run_dirs(self, dataset: str) -> dict[str, Path]:
         return {run: self.results / dataset / run / f"seed{seed}" for run in VARIANTS + BASELINES for seed in SEEDS}
 
+    def prepared(self, dataset: str) -> Path:
+        """The data set's prepared folder: the one its runs' ``run_config.json`` names (keyed by its settings)."""
+        run = next(iter(self.run_dirs(dataset).values()))
+        return self.project / json.loads((run / "run_config.json").read_text())["prepared_dir"]
+
     def test_ids(self, dataset: str) -> list[str]:
-        splits = json.loads((self.project / "data" / "prepared" / dataset / "splits.json").read_text())
+        splits = json.loads((self.prepared(dataset) / "splits.json").read_text())
         return sorted(splits["test"])
 
 
@@ -193,7 +198,7 @@ def test_msd_predictions_keep_the_reference_geometry(paper_run):
 
     msd = paper_run.dataset("msd")
     ids = paper_run.test_ids(msd)
-    splits = json.loads((paper_run.project / "data" / "prepared" / msd / "splits.json").read_text())
+    splits = json.loads((paper_run.prepared(msd) / "splits.json").read_text())
     assert sorted(splits["train"] + splits["val"] + splits["test"]) == paper_run.mirror.msd_cases
     task = paper_run.project / "data" / "raw" / msd / "Task04_Hippocampus"
     for run, folder in paper_run.run_dirs(msd).items():

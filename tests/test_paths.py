@@ -28,7 +28,7 @@ def test_find_case_file(tmp_path):
 def test_folder_builders():
     assert paths.run_dir("results/paper", "isic", "joint", 2) == Path("results/paper/isic/joint/seed2")
     assert paths.summary_dir("results/paper") == Path("results/paper/summary")
-    assert paths.prepared_dir("data", "isic") == Path("data/prepared/isic")
+    assert paths.prepared_dir("data", "isic", "0a1b2c3d4e") == Path("data/prepared/isic/0a1b2c3d4e")
     assert paths.raw_dir("data", "isic") == Path("data/raw/isic")
     assert paths.test_images_dir(Path("data/prepared/isic")) == Path("data/prepared/isic/test/images")
     assert paths.test_labels_dir(Path("data/prepared/isic")) == Path("data/prepared/isic/test/labels")

@@ -58,7 +58,7 @@ def tiny_run_config(data: Path, dataset: str = "demo_isic", iterations: int = 6,
         },
     }
     config = load_config(ROOT / "config" / "config.yaml", overrides)
-    return resolve_run(config, dataset, "joint", 0)
+    return resolve_run(config, dataset, "joint", 0, prepared_dir=data / "prepared" / dataset)  # prepare_demo's
 
 
 def run_train(rc: dict, out: Path, **kwargs) -> dict:

@@ -8,12 +8,16 @@ defaults. Code receives the resolved dict; nothing reads globals.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from . import paths
 from .io_utils import UserError
@@ -39,33 +43,40 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _resolve_ref(node: dict, root: dict) -> dict:
-    ref = node.get("$ref")
-    if ref is None:
-        return node
-    target: Any = root
-    for part in ref.lstrip("#/").split("/"):
-        target = target[part]
-    return target
+# Subschemas the default filler does not enter. The jsonschema recipe would apply
+# the defaults of a failing oneOf/anyOf/if/not branch; and array items (each data
+# set's ``sources``) stay as written, since Snakemake params and preparation keys
+# hash them.
+_NOT_FILLED = ("oneOf", "anyOf", "if", "not", "dependentSchemas", "items", "prefixItems", "contains")
+_SCHEMA_URI = "urn:jointseg:config-schema"
 
 
-def _fill_defaults(instance: Any, node: dict, root: dict) -> Any:
-    """Fill schema defaults into ``instance`` recursively (objects only)."""
-    node = _resolve_ref(node, root)
-    if not isinstance(instance, dict) or node.get("type") != "object":
-        return instance
-    for key, sub in node.get("properties", {}).items():
-        sub_r = _resolve_ref(sub, root)
-        if key not in instance and "default" in sub_r:
-            instance[key] = copy.deepcopy(sub_r["default"])
-        if key in instance:
-            instance[key] = _fill_defaults(instance[key], sub_r, root)
-    extra = node.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key in instance:
-            if key not in node.get("properties", {}):
-                instance[key] = _fill_defaults(instance[key], extra, root)
-    return instance
+@lru_cache(maxsize=1)
+def _default_filler() -> jsonschema.protocols.Validator:
+    """A validator that fills defaults while it walks (the jsonschema FAQ's ``extend`` recipe).
+
+    Each ``properties`` keyword first sets the missing keys' defaults (deep
+    copies; a ``$ref``'d subschema's default is looked up, the recipe alone
+    misses it), then checks the properties as usual, descending into them and,
+    through ``additionalProperties`` and ``$ref``, into every data set entry.
+    """
+    base = jsonschema.Draft202012Validator
+    root = schema()
+    resource = DRAFT202012.create_resource(root)
+    refs = Registry().with_resource(_SCHEMA_URI, resource).resolver(_SCHEMA_URI)
+    check_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties: dict, instance: Any, node: dict):
+        if validator.is_type(instance, "object"):
+            for key, sub in properties.items():
+                if "default" not in sub and "$ref" in sub:
+                    sub = refs.lookup(sub["$ref"]).contents
+                if key not in instance and "default" in sub:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, properties, instance, node)
+
+    skip = dict.fromkeys(_NOT_FILLED, lambda *_: ())
+    return jsonschema.validators.extend(base, {**skip, "properties": set_defaults})(root)
 
 
 def _where(error: jsonschema.ValidationError) -> str:
@@ -83,7 +94,9 @@ def validate_config(config: dict, source: str = "config") -> dict:
     if errors:
         err = jsonschema.exceptions.best_match(errors)
         raise UserError(f"{source}: invalid value at '{_where(err)}': {err.message}")
-    filled = _fill_defaults(copy.deepcopy(config), root, root)
+    filled = copy.deepcopy(config)
+    for error in _default_filler().iter_errors(filled):  # filled in place; valid input, valid defaults
+        raise RuntimeError(f"schema default invalid at '{_where(error)}': {error.message}")
     for variant in filled["variants"]:
         _check_variant(variant, source)
     return filled
@@ -115,16 +128,36 @@ def run_names(config: dict) -> list[str]:
     return list(config["variants"]) + list(config["baselines"])
 
 
-def resolve_run(config: dict, dataset: str, variant: str, seed: int) -> dict:
+# Data set keys that only training reads: changing them must not re-prepare the data.
+_NOT_PREPARATION = ("model", "train", "description")
+
+
+def preparation_key(entry: dict) -> str:
+    """Short hash of the data set entry's preprocessing settings (``size``, ``split``, ``labels``, ...).
+
+    Every key of the (schema-filled) ``datasets.<name>`` entry except ``model``,
+    ``train`` and ``description`` counts, so two studies preparing the same data
+    set differently get different ``<data_dir>/prepared/<dataset>/<key>`` folders.
+    """
+    settings = {k: v for k, v in entry.items() if k not in _NOT_PREPARATION}
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def resolve_run(config: dict, dataset: str, variant: str, seed: int, prepared_dir: str | Path | None = None) -> dict:
     """The complete, self-contained settings of one training run.
 
     ``variant`` is an attention variant (trained in ``model.arch``) or a baseline
     architecture name. Precedence: global ``model``/``train`` < the data set's
-    ``model``/``train`` < ``variant_overrides[variant]``.
+    ``model``/``train`` < ``variant_overrides[variant]``. ``prepared_dir`` is the
+    data set's prepared folder (the workflow passes its rule's); ``None``: the
+    keyed folder under ``data_dir`` (:func:`preparation_key`).
     """
     if dataset not in config["datasets"]:
         raise UserError(f"unknown data set '{dataset}'; configured: {sorted(config['datasets'])}")
     ds = config["datasets"][dataset]
+    if prepared_dir is None:
+        prepared_dir = paths.prepared_dir(config["data_dir"], dataset, preparation_key(ds))
     model = deep_merge(config["model"], ds.get("model", {}))
     train = deep_merge(config["train"], ds.get("train", {}))
     if variant in BASELINE_ARCHS:
@@ -140,7 +173,7 @@ def resolve_run(config: dict, dataset: str, variant: str, seed: int) -> dict:
         "variant": variant,
         "seed": int(seed),
         "deterministic": config["deterministic"],
-        "prepared_dir": str(paths.prepared_dir(config["data_dir"], dataset)),
+        "prepared_dir": str(prepared_dir),
         "size": list(ds["size"]),
         "labels": dict(ds["labels"] or {}),  # empty: the prepared manifest names the classes
         "model": {**model, "attention": attention},

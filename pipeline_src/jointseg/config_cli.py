@@ -39,11 +39,19 @@ def add_run_selection(parser, required: bool = True) -> None:
 def run_from_args(args: argparse.Namespace) -> dict:
     """Load, override, validate the config named by ``args`` and resolve the selected run."""
     overrides = json.loads(args.overrides) if args.overrides else None
-    return resolve_run(load_config(args.config, overrides), args.dataset, args.variant, args.seed)
+    config = load_config(args.config, overrides)
+    # `jointseg train --config` has no --prepared: the keyed folder under data_dir
+    return resolve_run(config, args.dataset, args.variant, args.seed, getattr(args, "prepared", None))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_selection(parser)
+    parser.add_argument(
+        "--prepared",
+        default=None,
+        help="the data set's prepared folder (default <data_dir>/prepared/DATASET/KEY, KEY the hash of its "
+        "preparation settings)",
+    )
     parser.add_argument("--out", required=True, help="output JSON path")
 
 

@@ -2,11 +2,15 @@
 
 Layout (``results`` is the study's results root, ``data_dir`` the data root)::
 
-    <data_dir>/raw/<dataset>/                       fetched archives, extracted files
-    <data_dir>/prepared/<dataset>/manifest.json     arrays, splits, test/{images,labels}
-    <results_dir>/<study>/ = <results>             one study
-    <results>/<dataset>/<variant>/seed<k>/           one training run
-    <results>/summary/                              tables, statistics, figures, report
+    <data_dir>/raw/<dataset>/               fetched archives, extracted files
+    <data_dir>/prepared/<dataset>/<key>/    manifest.json, arrays, splits, test/{images,labels}
+    <results_dir>/<study>/ = <results>      one study
+    <results>/<dataset>/<variant>/seed<k>/  one training run
+    <results>/summary/                      tables, statistics, figures, report
+
+``<key>`` is :func:`jointseg.config.preparation_key` of the data set's entry
+(size, split, labels, sources, ...): studies that prepare the same data set
+differently keep separate prepared folders.
 
 Functions here only build paths; they never look at the disk, so code that
 reads inputs gets them as explicit arguments and the layout stays in one place.
@@ -75,9 +79,12 @@ def summary_dir(results: str | Path) -> Path:
     return Path(results) / "summary"
 
 
-def prepared_dir(data_dir: str | Path, dataset: str) -> Path:
-    """``<data_dir>/prepared/<dataset>``: arrays, ``manifest.json``, splits and test folders."""
-    return Path(data_dir) / "prepared" / dataset
+def prepared_dir(data_dir: str | Path, dataset: str, key: str) -> Path:
+    """``<data_dir>/prepared/<dataset>/<key>``: arrays, ``manifest.json``, splits and test folders.
+
+    ``key`` is the data set's preparation key (or the wildcard ``"{prep}"``).
+    """
+    return Path(data_dir) / "prepared" / dataset / key
 
 
 def raw_dir(data_dir: str | Path, dataset: str) -> Path:

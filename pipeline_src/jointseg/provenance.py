@@ -7,7 +7,7 @@ tags from here (:mod:`jointseg.tracking`), the report its provenance section
 
     jointseg provenance --config results/<study>/.pipeline/config.yaml \
         --out results/<study>/summary/provenance.json \
-        --raw data/raw/*/.complete.json --manifests data/prepared/*/manifest.json \
+        --raw data/raw/*/.complete.json --manifests data/prepared/<dataset>/<key>/manifest.json \
         --run-configs results/<study>/*/*/seed*/run_config.json
 
 Data are identified by hashes: the download marker (``.complete.json``) lists
@@ -108,7 +108,8 @@ def record(
     """The content of ``provenance.json``: git state, packages, config, data hashes, run settings.
 
     ``raw``: download markers ``<raw>/<dataset>/.complete.json``; ``manifests``:
-    ``<prepared>/<dataset>/manifest.json``; ``run_configs``: each run's
+    prepared ``manifest.json`` files (keyed by their ``dataset``, with their
+    folder ``<prepared>/<dataset>/<key>``); ``run_configs``: each run's
     ``run_config.json`` (keyed by its folder).
     """
     import yaml
@@ -120,8 +121,9 @@ def record(
     for marker in map(Path, raw):
         data.setdefault(marker.parent.name, {})["raw"] = json.loads(_read(marker))
     for manifest in map(Path, manifests):
-        _read(manifest)
-        data.setdefault(manifest.parent.name, {})["manifest_sha256"] = sha256_file(manifest)
+        # the folder is named by the preparation key; the manifest names its data set
+        prepared = data.setdefault(_manifest_dataset(manifest), {})
+        prepared.update(prepared_dir=str(manifest.parent), manifest_sha256=sha256_file(manifest))
     runs = {str(Path(p).parent): json.loads(_read(Path(p))) for p in run_configs}
     return {
         "git": git_state(),
@@ -136,6 +138,14 @@ def _read(path: Path) -> str:
     if not path.is_file():
         raise UserError(f"{path}: not found; run the step that writes it (download, prepare or resolve) first")
     return path.read_text()
+
+
+def _manifest_dataset(path: Path) -> str:
+    """The data set a prepared ``manifest.json`` belongs to (its ``dataset`` field)."""
+    try:
+        return str(json.loads(_read(path))["dataset"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a prepared-data manifest with 'dataset'; rerun 'jointseg prepare'") from None
 
 
 def markdown_lines(config_path: str | Path | None, manifests: Mapping[str, str | Path]) -> list[str]:

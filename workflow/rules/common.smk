@@ -7,13 +7,14 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 from snakemake.utils import update_config
 
 from jointseg import paths
-from jointseg.config import resolve_run, run_names, validate_config
+from jointseg.config import preparation_key, resolve_run, run_names, validate_config
 from jointseg.io_utils import UserError, atomic_write_text
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -79,6 +80,12 @@ DATA = config["data_dir"].rstrip("/")
 # jointseg.paths owns the layout; the rules only name files inside its folders.
 RESULTS = str(paths.study_dir(config["results_dir"], config["study"]))
 SUMMARY = str(paths.summary_dir(RESULTS))
+# Each data set's prepared folder, keyed by its preparation settings: another
+# study (or an edited `size`) preparing it differently gets a folder of its own.
+PREPARATION_KEYS = {ds: preparation_key(config["datasets"][ds]) for ds in DATASETS}
+PREPARED = {
+    ds: str(paths.prepared_dir(DATA, ds, PREPARATION_KEYS[ds])) for ds in DATASETS
+}
 
 
 def run_file(name: str) -> str:
@@ -87,8 +94,18 @@ def run_file(name: str) -> str:
 
 
 def prepared_file(name: str) -> str:
-    """File ``name`` of a prepared data set, with the {dataset} wildcard."""
-    return str(paths.prepared_dir(DATA, "{dataset}") / name)
+    """File ``name`` of a prepared data set, with {dataset} and {prep} (its key) wildcards."""
+    return str(paths.prepared_dir(DATA, "{dataset}", "{prep}") / name)
+
+
+def prepared_path(dataset: str, name: str) -> str:
+    """File ``name`` in the prepared folder of ``dataset`` under this study's settings."""
+    return str(Path(PREPARED[dataset]) / name)
+
+
+def prepared_input(name: str) -> Callable[..., str]:
+    """Input function: file ``name`` in the prepared folder of the job's {dataset}."""
+    return lambda wildcards: prepared_path(wildcards.dataset, name)
 
 
 def raw_file(name: str) -> str:
@@ -133,6 +150,8 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     variant="|".join(RUNS),
     seed=r"\d+",
+    # only this study's keys: no job prepares a data set under settings it does not use
+    prep="|".join(sorted(set(PREPARATION_KEYS.values()))),
 
 
 # The checkpoint that predicts the test set and draws the figures
@@ -194,17 +213,13 @@ GPU_WRAP = (
 def run_settings(wildcards) -> str:
     """The resolved settings of one training run, as canonical JSON (a rule param)."""
     settings = resolve_run(
-        config, wildcards.dataset, wildcards.variant, int(wildcards.seed)
+        config,
+        wildcards.dataset,
+        wildcards.variant,
+        int(wildcards.seed),
+        prepared_dir=PREPARED[wildcards.dataset],
     )
     return json.dumps(settings, sort_keys=True)
-
-
-def dataset_settings(wildcards) -> str:
-    """One data set's config entry plus the global keys preparing it depends on."""
-    return json.dumps(
-        {"dataset": config["datasets"][wildcards.dataset], "data_dir": DATA},
-        sort_keys=True,
-    )
 
 
 def all_runs(pattern: str) -> list[str]:

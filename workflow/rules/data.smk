@@ -35,6 +35,9 @@ rule raw:
         expand(raw_file(".complete.json"), dataset=DATASETS),
 
 
+# Output folder: data/prepared/<dataset>/<key>, the key a hash of the data set's
+# preparation settings (jointseg.config.preparation_key), so changing them (size,
+# split, labels, ...) prepares a new folder and leaves the old one to other studies.
 rule prepare:
     input:
         raw_file(".complete.json"),
@@ -42,23 +45,16 @@ rule prepare:
         manifest=prepared_file("manifest.json"),
         splits=prepared_file("splits.json"),
     log:
-        "logs/prepare/{dataset}.log",
+        "logs/prepare/{dataset}/{prep}.log",
     benchmark:
-        "benchmarks/prepare/{dataset}.tsv"
+        "benchmarks/prepare/{dataset}/{prep}.tsv"
     conda:
         "../envs/jointseg.yaml"
     params:
         jointseg=JOINTSEG,
         config=EFFECTIVE_CONFIG,
-        # Only what preprocessing depends on (not the data set's model/train overrides).
-        settings=lambda wc: json.dumps(
-            {
-                k: v
-                for k, v in config["datasets"][wc.dataset].items()
-                if k not in ("model", "train", "description")
-            },
-            sort_keys=True,
-        ),
+        # Hash of what preprocessing reads (not the data set's model/train), as in the path.
+        settings=lambda wc: PREPARATION_KEYS[wc.dataset],
         raw=lambda wc, input: os.path.dirname(input[0]),
         out=lambda wc, output: os.path.dirname(output.manifest),
     shell:

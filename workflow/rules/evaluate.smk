@@ -4,7 +4,7 @@
 rule evaluate:
     input:
         predictions=run_file("predictions"),
-        manifest=prepared_file("manifest.json"),
+        manifest=prepared_input("manifest.json"),
     output:
         run_file("metrics.csv"),
     log:
@@ -15,7 +15,7 @@ rule evaluate:
         "../envs/jointseg.yaml"
     params:
         jointseg=JOINTSEG,
-        references=prepared_file("test/labels"),
+        references=prepared_input("test/labels"),
     shell:
         # The run's identity travels in the metrics' first columns, never in paths.
         "{params.jointseg} evaluate --pred {input.predictions} --ref {params.references}"

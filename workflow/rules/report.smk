@@ -27,7 +27,7 @@ rule aggregate:
         metrics=all_runs(run_file("metrics.csv")),
         run_configs=all_runs(run_file("run_config.json")),
         histories=all_runs(run_file("history.csv")),
-        manifests=expand(prepared_file("manifest.json"), dataset=DATASETS),
+        manifests=[prepared_path(ds, "manifest.json") for ds in DATASETS],
         checkpoints=expand(EVAL_CHECKPOINT, **FIGURE_RUNS),
         predictions=expand(run_file("predictions"), **FIGURE_RUNS),
     # The Snakemake report shows HTML and images inline, any other file as a
@@ -79,8 +79,8 @@ rule aggregate:
         config=EFFECTIVE_CONFIG,
         out=lambda wc, output: os.path.dirname(output.summary),
         # written by `prepare` next to the manifest (not rule outputs), one per manifest
-        test_images=expand(prepared_file("test/images"), dataset=DATASETS),
-        test_labels=expand(prepared_file("test/labels"), dataset=DATASETS),
+        test_images=[prepared_path(ds, "test/images") for ds in DATASETS],
+        test_labels=[prepared_path(ds, "test/labels") for ds in DATASETS],
         # Summary-only settings: changing them re-aggregates without retraining.
         settings=lambda wc: json.dumps(
             {
@@ -133,7 +133,7 @@ rule provenance:
     """Code commit, data hashes and the resolved settings of every run."""
     input:
         raw=expand(raw_file(".complete.json"), dataset=DATASETS),
-        manifests=expand(prepared_file("manifest.json"), dataset=DATASETS),
+        manifests=[prepared_path(ds, "manifest.json") for ds in DATASETS],
         run_configs=all_runs(run_file("run_config.json")),
     output:
         report(

@@ -21,16 +21,19 @@ rule resolve:
         jointseg=JOINTSEG,
         config=EFFECTIVE_CONFIG,
         settings=run_settings,
+        # the folder the train rule's inputs are in (it is in the settings above too)
+        prepared=lambda wc: PREPARED[wc.dataset],
     shell:
         "{params.jointseg} resolve --config {params.config} --dataset {wildcards.dataset}"
-        " --variant {wildcards.variant} --seed {wildcards.seed} --out {output} > {log} 2>&1"
+        " --variant {wildcards.variant} --seed {wildcards.seed} --prepared {params.prepared}"
+        " --out {output} > {log} 2>&1"
 
 
 rule train:
     input:
         run_config=run_file("run_config.json"),
-        manifest=prepared_file("manifest.json"),
-        splits=prepared_file("splits.json"),
+        manifest=prepared_input("manifest.json"),
+        splits=prepared_input("splits.json"),
     output:
         # checkpoints/latest.pt is deliberately not an output: Snakemake would
         # delete it before a rerun, and it is what an interrupted job resumes from.
@@ -58,7 +61,7 @@ rule train:
 rule predict:
     input:
         checkpoint=EVAL_CHECKPOINT,
-        manifest=prepared_file("manifest.json"),
+        manifest=prepared_input("manifest.json"),
     output:
         directory(run_file("predictions")),
     log:
@@ -72,7 +75,7 @@ rule predict:
         **PREDICT_RESOURCES,
     params:
         jointseg=JOINTSEG,
-        images=prepared_file("test/images"),
+        images=prepared_input("test/images"),
         options=lambda wc: " ".join(
             (["--probabilities"] if config["predict"]["probabilities"] else [])
             + ["--overlap", str(config["predict"]["overlap"])]

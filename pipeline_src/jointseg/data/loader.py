@@ -27,10 +27,11 @@ from typing import Iterator
 
 import numpy as np
 
+from .. import paths
 from ..io_utils import UserError
 
-# the schema's defaults of train.augment (used for keys missing from a partial dict)
-DEFAULT_AUGMENT = {"flip": True, "rotate": 15.0, "scale": [0.9, 1.1], "intensity": 0.1, "color": 0.05}
+# The transform settings of plain random crops; also the keys TrainBatches reads
+# from ``train.augment`` (whose defaults live in the config schema only).
 NO_AUGMENT = {"flip": False, "rotate": 0.0, "scale": [1.0, 1.0], "intensity": 0.0, "color": 0.0}
 
 
@@ -66,9 +67,11 @@ def warp(
 
 def read_manifest(prepared_dir: str | Path) -> dict:
     """The prepared folder's ``manifest.json`` (a :class:`UserError` if it is missing)."""
-    path = Path(prepared_dir) / "manifest.json"
+    path = Path(prepared_dir) / paths.MANIFEST
     if not path.is_file():
-        raise UserError(f"{path}: not found; run `jointseg prepare` for this data set first")
+        raise UserError(
+            f"{path}: prepared data not found; run `jointseg prepare` for this data set (or `snakemake prepare`) first"
+        )
     return json.loads(path.read_text())
 
 
@@ -76,16 +79,27 @@ def _cases(prepared_dir: str | Path, split: str) -> tuple[dict, list[dict]]:
     manifest = read_manifest(prepared_dir)
     cases = [c for c in manifest["cases"] if c["split"] == split]
     if not cases:
-        raise UserError(f"{Path(prepared_dir) / 'manifest.json'}: no cases in split '{split}'")
+        raise UserError(f"{Path(prepared_dir) / paths.MANIFEST}: no cases in split '{split}'")
     return manifest, cases
+
+
+def augment_settings(augment: dict | None) -> dict:
+    """The transforms of a schema-filled ``train.augment`` dict: :data:`NO_AUGMENT` when it is
+    ``None`` or ``enabled`` is false, else its flip, rotate, scale, intensity and colour."""
+    if augment is None or not augment["enabled"]:
+        return dict(NO_AUGMENT)
+    missing = sorted(set(NO_AUGMENT) - set(augment))
+    if missing:
+        raise ValueError(f"augment lacks {missing}: pass the schema-filled train.augment (jointseg.config)")
+    return {key: augment[key] for key in NO_AUGMENT}
 
 
 class TrainBatches:
     """Seeded, augmented training batches; ``batches[t] -> (image (B,C,h,w) float32, label (B,h,w) int64)``.
 
     ``crop`` is the training size ``(h, w)`` (prepared images / padded slices
-    are at least that big). ``augment`` is the config's ``train.augment`` dict
-    (missing keys take the schema defaults) or ``None``/``False`` for none.
+    are at least that big). ``augment`` is the config's complete (schema-filled)
+    ``train.augment`` dict, or ``None`` for none (:func:`augment_settings`).
     ``length`` only answers ``len()`` (for samplers that ask).
     """
 
@@ -95,7 +109,7 @@ class TrainBatches:
         split: str,
         batch_size: int,
         crop,
-        augment,
+        augment: dict | None,
         seed: int,
         foreground_fraction: float = 2 / 3,
         length: int = 10**9,
@@ -105,7 +119,7 @@ class TrainBatches:
         self.ndim = int(self.manifest["ndim"])
         self.batch_size = int(batch_size)
         self.crop = (int(crop[0]), int(crop[1]))
-        self.augment = dict(NO_AUGMENT) if augment is None or augment is False else {**DEFAULT_AUGMENT, **augment}
+        self.augment = augment_settings(augment)
         self.seed = int(seed)
         self.foreground_fraction = float(foreground_fraction)
         self.length = int(length)

@@ -1,6 +1,6 @@
 """``jointseg prepare``: raw images/volumes -> arrays + manifest.json + splits.json.
 
-    jointseg prepare DATASET --config config/config.yaml [--raw data/raw/DATASET] [--out data/prepared/DATASET]
+    jointseg prepare DATASET --config config/config.yaml [--raw data/raw/DATASET] [--out data/prepared/DATASET/KEY]
     jointseg prepare --format {isic,msd,nnunet} --source PATH --out DIR [--size N [N]] [--seed K]
 
 Output (docs/design.md "Prepared data")::
@@ -63,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", nargs="?", help="data set name in the config's 'datasets'")
     parser.add_argument("--config", help="study config YAML (with DATASET)")
     parser.add_argument("--raw", help="raw folder (default <data_dir>/raw/DATASET)")
-    parser.add_argument("--out", help="output folder (default <data_dir>/prepared/DATASET)")
+    parser.add_argument(
+        "--out", help="output folder (default <data_dir>/prepared/DATASET/KEY, KEY the hash of its settings)"
+    )
     parser.add_argument("--format", choices=FORMATS, help="without a config: the layout of --source")
     parser.add_argument("--source", help="without a config: the folder with the extracted raw data")
     parser.add_argument("--size", type=int, nargs="+", help="training size: N or H W (default 64)")
@@ -80,32 +82,49 @@ def _size(values: list[int] | None, default) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
+def _from_config(args: argparse.Namespace) -> tuple[Path, Path, Settings]:
+    """``(raw folder, output folder, settings)`` of DATASET in ``--config``, with the command line's overrides."""
+    from .. import paths
+    from ..config import load_dataset_entry, preparation_key
+
+    config, entry = load_dataset_entry(args.config, args.dataset)
+    split = entry["split"]
+    # The default output folder is keyed by the settings actually used, overrides included.
+    entry = {
+        **entry,
+        "size": list(_size(args.size, entry["size"])),
+        "slice_axis": entry["slice_axis"] if args.slice_axis is None else args.slice_axis,
+        "split": {
+            **split,
+            "rule": args.split_rule or split["rule"],
+            "seed": split["seed"] if args.seed is None else args.seed,
+        },
+    }
+    raw = Path(args.raw or paths.raw_dir(config["data_dir"], args.dataset))
+    out = Path(args.out or paths.prepared_dir(config["data_dir"], args.dataset, preparation_key(entry)))
+    if not (raw / ".complete.json").exists():
+        raise UserError(
+            f"{raw}: not a complete download (no .complete.json); run "
+            f"`jointseg download {args.dataset} --config {args.config}` first"
+        )
+    settings = Settings(
+        dataset=args.dataset,
+        format=entry["format"],
+        size=tuple(entry["size"]),
+        slice_axis=entry["slice_axis"],
+        labels=dict(entry["labels"]) if entry["labels"] else None,  # None: the data set's own names
+        split_rule=entry["split"]["rule"],
+        seed=entry["split"]["seed"],
+        fractions=tuple(split["fractions"]),
+    )
+    return source_root(raw), out, settings
+
+
 def main(args: argparse.Namespace) -> int:
     if args.dataset:
         if not args.config:
             raise UserError("DATASET needs --config (or use --format F --source PATH --out DIR)")
-        from ..config import load_dataset_entry
-
-        config, entry = load_dataset_entry(args.config, args.dataset)
-        raw = Path(args.raw or Path(config["data_dir"]) / "raw" / args.dataset)
-        out = Path(args.out or Path(config["data_dir"]) / "prepared" / args.dataset)
-        if not (raw / ".complete.json").exists():
-            raise UserError(
-                f"{raw}: not a complete download (no .complete.json); run "
-                f"`jointseg download {args.dataset} --config {args.config}` first"
-            )
-        raw = source_root(raw)
-        split = entry["split"]
-        settings = Settings(
-            dataset=args.dataset,
-            format=entry["format"],
-            size=_size(args.size, entry["size"]),
-            slice_axis=entry["slice_axis"] if args.slice_axis is None else args.slice_axis,
-            labels=dict(entry["labels"]) if entry["labels"] else None,  # None: the data set's own names
-            split_rule=args.split_rule or split["rule"],
-            seed=split["seed"] if args.seed is None else args.seed,
-            fractions=tuple(split["fractions"]),
-        )
+        raw, out, settings = _from_config(args)
     else:
         if not (args.format and args.source and args.out):
             raise UserError("give DATASET --config FILE, or --format {isic,msd,nnunet} --source PATH --out DIR")

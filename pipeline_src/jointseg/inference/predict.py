@@ -1,7 +1,7 @@
 """``jointseg predict``: segment images (PNG/JPEG) or NIfTI volumes of any size with a checkpoint.
 
     jointseg predict --checkpoint results/D/V/seed0/checkpoints/best.pt \\
-        --input data/prepared/D/test/images --out results/D/V/seed0/predictions
+        --input data/prepared/D/KEY/test/images --out results/D/V/seed0/predictions
 
 (``--output`` is still accepted for ``--out``.) Each case is preprocessed
 exactly as in training (``preprocess_file`` with the checkpoint's

@@ -51,7 +51,7 @@ def aggregate(
     """Write every summary output; returns the files written."""
     df = summary.add_derived(inputs.metrics)
     datasets, variants = collect.orders(df, config)
-    reference = config.get("reference_variant", "joint")
+    reference = config["reference_variant"]
     if reference not in variants:
         print(
             f"jointseg aggregate: warning: reference variant '{reference}' has no runs; no Wilcoxon tests",
@@ -59,9 +59,9 @@ def aggregate(
         )
     names, units = collect.class_names(inputs.manifests), collect.units(df)
     n_seeds = {ds: int(df.loc[df["dataset"] == ds, "seed"].nunique()) for ds in datasets}
-    n_boot = int(config.get("report", {}).get("bootstrap", 2000))
+    n_boot = int(config["report"]["bootstrap"])
     n_params = parameter_counts(inputs.run_configs, inputs.manifests)
-    checkpoint = str(config.get("predict", {}).get("checkpoint", "final"))
+    checkpoint = str(config["predict"]["checkpoint"])
     runs = {k: rc for k, rc in inputs.run_configs.items() if k[0] in datasets and k[1] in variants}
     recipe_md = recipe_markdown(runs, n_params, datasets, variants, checkpoint)
 

@@ -17,8 +17,7 @@ import pandas as pd
 from ..io_utils import UserError
 from .collect import RunKey, StudyInputs
 
-QUALITATIVE_CASES = 4
-ATTENTION_QUERIES = 3
+ATTENTION_CANDIDATES = 4  # test cases (spread over the ids) tried for the attention figure's input image
 
 
 def checkpoint_run(path: Path) -> RunKey:
@@ -125,7 +124,7 @@ def _attention(
 
     if ds not in inputs.test_dirs:
         return [], [f"{ds}: no test image folder given; attention maps not drawn"]
-    cases = qualitative_cases(df, ds, variants, QUALITATIVE_CASES)
+    cases = qualitative_cases(df, ds, variants, ATTENTION_CANDIDATES)
     images = inputs.test_dirs[ds][0]
     image = next((p for c in cases if (p := find_image(images, c)) is not None), None)
     if image is None:
@@ -166,10 +165,9 @@ def make_figures(
     from .figures import boxplots
 
     fig_dir = out / "figures"
-    report = config.get("report", {})
-    n_cases = int(report.get("qualitative_cases", QUALITATIVE_CASES))
-    n_queries = int(report.get("attention_queries", ATTENTION_QUERIES))
-    reference = config.get("reference_variant", "joint")
+    n_cases = int(config["report"]["qualitative_cases"])
+    n_queries = int(config["report"]["attention_queries"])
+    reference = config["reference_variant"]
     runs = shown_runs(inputs)
     written: list[Path] = []
     notes: list[str] = []

@@ -4,7 +4,9 @@ Each (data set, class) gets two tables: the scores (Dice, IoU, HD95, ASSD over
 the cases where defined) with every variant's parameter count, and the distance
 policies (one-empty cases penalised with the image diagonal; for pixel data
 sets, distances as a percentage of the image diagonal). Cells are
-``mean ± std [95 % CI]``; p cells are ``raw (Holm)``.
+``mean ± std [95 % CI]``; p cells are ``raw (Holm)``. pandas renders the
+tables: Markdown by ``DataFrame.to_markdown`` (tabulate), LaTeX by the
+``Styler`` (booktabs rules, caption, label, the reference in bold).
 """
 
 from __future__ import annotations
@@ -135,24 +137,29 @@ def markdown_tables(
                 for m in metrics:
                     head += [NAMES[m], "p (Holm)"]
                 head += ["n", "NaN dist."]
-                lines += [
-                    f"{title.capitalize()}:",
-                    "",
-                    "| " + " | ".join(head) + " |",
-                    "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+                body = [
+                    [f"**{v}** (ref)" if v == reference else v, f"{n_params[(ds, v)]:,}", *cells]
+                    for v, *cells in table_rows(stats, ds, int(k), variants, metrics, reference)
                 ]
-                for cells in table_rows(stats, ds, int(k), variants, metrics, reference):
-                    v = cells[0]
-                    label = f"**{v}** (ref)" if v == reference else v
-                    lines.append("| " + " | ".join([label, f"{n_params[(ds, v)]:,}", *cells[1:]]) + " |")
-                lines.append("")
+                lines += [f"{title.capitalize()}:", "", _markdown(body, head), ""]
     return "\n".join(lines)
 
 
+def _markdown(body: list[list[str]], head: list[str]) -> str:
+    """A pipe table: first column left-aligned, the numbers right; cells kept as given (no number parsing)."""
+    frame = pd.DataFrame(body, columns=range(len(head)))
+    align = ("left", *["right"] * (len(head) - 1))
+    return frame.to_markdown(index=False, headers=head, colalign=align, disable_numparse=True)
+
+
+# LaTeX's special characters, escaped in one pass (no escape is escaped again)
+_TEX = {"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}"}
+_TEX |= {"~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
 def _tex(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#")):
-        text = text.replace(a, b)
-    return text
+    """``text`` with LaTeX's special characters escaped (captions and headers: free text, data set names)."""
+    return re.sub(r"[\\_&%#$\{\}~^]", lambda m: _TEX[m.group()], text)
 
 
 def _latex_table(
@@ -166,27 +173,38 @@ def _latex_table(
     reference: str,
     unit: str,
     n_params: dict[tuple[str, str], int],
-) -> list[str]:
+) -> str:
     label = f"tab:{re.sub(r'[^A-Za-z0-9]', '-', ds)}-class{k}-{title.split()[0]}"
-    out = [
-        "\\begin{table}[t]",
-        "\\centering",
-        "\\scriptsize",
-        f"\\caption{{{_tex(ds)}, class {k} ({_tex(name)}), {title}: mean $\\pm$ std [95\\% bootstrap CI]; "
+    caption = (
+        f"{_tex(ds)}, class {k} ({_tex(name)}), {title}: mean $\\pm$ std [95\\% bootstrap CI]; "
         f"$p$ (Holm): paired Wilcoxon signed-rank test of {_tex(reference)} vs.\\ each variant; "
-        f"distances in {unit}.}}",
-        f"\\label{{{label}}}",
-        "\\begin{tabular}{lr" + "rr" * len(metrics) + "rr}",
-        "\\toprule",
-        "Variant & Params & " + " & ".join(f"{_tex(NAMES[m])} & $p$ (Holm)" for m in metrics) + " & $n$ & NaN \\\\",
-        "\\midrule",
+        f"distances in {unit}."
+    )
+    head = ["Variant", "Params"]
+    for m in metrics:
+        head += [_tex(NAMES[m]), "$p$ (Holm)"]
+    head += ["$n$", "NaN"]
+    body = [
+        [v, f"{n_params[(ds, v)]:,}".replace(",", "{,}"), *(c.replace("<", "$<$").replace("–", "--") for c in cells)]
+        for v, *cells in table_rows(stats, ds, k, variants, metrics, reference, latex=True)
     ]
-    for cells in table_rows(stats, ds, k, variants, metrics, reference, latex=True):
-        v = cells[0]
-        body = [c.replace("<", "$<$").replace("–", "--") for c in cells[1:]]
-        head = f"\\textbf{{{_tex(v)}}}" if v == reference else _tex(v)
-        out.append(" & ".join([head, f"{n_params[(ds, v)]:,}".replace(",", "{,}"), *body]) + " \\\\")
-    return out + ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    styler = (
+        pd.DataFrame(body, columns=range(len(head)))
+        .style.hide(axis="index")
+        .format_index(lambda j: head[j], axis="columns")  # the headers above, already LaTeX
+        .format(escape="latex", subset=[0])  # variant names are free text
+        .map(lambda v: "textbf:--rwrap;" if v == reference else None, subset=[0])
+        .set_table_styles([{"selector": "scriptsize", "props": ":;"}])
+    )
+    return styler.to_latex(
+        environment="table",
+        position="t",
+        position_float="centering",
+        hrules=True,
+        column_format="lr" + "rr" * len(metrics) + "rr",
+        caption=caption,
+        label=label,
+    )
 
 
 def latex_tables(
@@ -208,5 +226,7 @@ def latex_tables(
         for k in sorted(stats.loc[stats["dataset"] == ds, "class"].unique()):
             name = class_names.get(ds, {}).get(int(k), str(k))
             for title, metrics in table_groups(units[ds]):
-                out += _latex_table(stats, ds, int(k), name, title, metrics, variants, reference, units[ds], n_params)
+                out.append(
+                    _latex_table(stats, ds, int(k), name, title, metrics, variants, reference, units[ds], n_params)
+                )
     return "\n".join(out)

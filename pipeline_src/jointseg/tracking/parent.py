@@ -65,7 +65,7 @@ def start_parent(config: dict, results_dir: str | Path | None = None, owner_pid:
     """
     c = client(_uri(config))
     exp_id = get_or_create_experiment(c, experiment_name(config["study"]))
-    results = str(Path(results_dir or config.get("results_dir", "results")).resolve())
+    results = str(Path(results_dir or config["results_dir"]).resolve())
     tags = {KIND_TAG: "pipeline", RESULTS_TAG: results, **provenance_tags(), **owner_tags(owner_pid)}
     run = retry(c.create_run, exp_id, tags=tags, run_name=f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}")
     run_id = run.info.run_id

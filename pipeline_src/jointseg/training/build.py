@@ -7,29 +7,18 @@ schema only.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from ..data.loader import TrainBatches, read_manifest
 from ..device import Precision, seed_everything, select_precision
-from ..io_utils import UserError
 from . import checkpoint
 from .losses import build_loss
 from .schedule import build_optimizer, build_scheduler
 from .state import TrainState
-
-
-def read_manifest(prepared_dir: str | Path) -> dict:
-    """The prepared data set's manifest (clear error if it is missing)."""
-    path = Path(prepared_dir) / "manifest.json"
-    if not path.is_file():
-        raise UserError(
-            f"{path}: prepared data not found; run 'jointseg prepare' for this data set (or 'snakemake prepare') first"
-        )
-    return json.loads(path.read_text())
 
 
 def model_kwargs(run_config: dict, manifest: dict) -> dict:
@@ -47,15 +36,6 @@ def model_kwargs(run_config: dict, manifest: dict) -> dict:
         # head_relu is a DenseUNet option (null = the preset's value); baselines ignore it
         **({"head_relu": m["head_relu"]} if m["arch"] == "denseunet" else {}),
     }
-
-
-def augment_setting(train: dict) -> dict | bool:
-    """``train.augment`` as :class:`~jointseg.data.loader.TrainBatches` takes it:
-    ``False`` (plain random crops) when ``enabled`` is false, else the transform settings."""
-    augment = train["augment"]
-    if not augment["enabled"]:
-        return False
-    return {k: v for k, v in augment.items() if k != "enabled"}
 
 
 @dataclass
@@ -108,7 +88,6 @@ class Run:
 
 def build(run_config: dict, out: Path, device: torch.device) -> Run:
     """A freshly initialised run (seeded): weights, optimiser and schedule at step 0."""
-    from ..data.loader import TrainBatches
     from ..models import build_model, count_parameters
 
     tr = run_config["train"]
@@ -124,7 +103,7 @@ def build(run_config: dict, out: Path, device: torch.device) -> Run:
     optimizer = build_optimizer(model, tr, device)
     scheduler = build_scheduler(tr["scheduler"], optimizer, int(tr["iterations"]))
     batches = TrainBatches(
-        run_config["prepared_dir"], "train", int(tr["batch_size"]), tuple(run_config["size"]), augment_setting(tr), seed
+        run_config["prepared_dir"], "train", int(tr["batch_size"]), tuple(run_config["size"]), tr["augment"], seed
     )
     return Run(
         config=run_config,
