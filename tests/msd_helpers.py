@@ -1,4 +1,5 @@
-"""A tiny MSD task on disk (3-D or multi-modal 4-D NIfTI), shared by the prepare and predict tests."""
+"""A tiny MSD task on disk (3-D or multi-modal 4-D NIfTI), shared by the prepare and predict tests,
+and the ``jointseg prepare`` runner and failure check of the prepare tests (any format)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from jointseg.cli import main as cli
 
 AFFINE = np.array(
     [
@@ -55,3 +58,18 @@ def make_msd(root: Path, n: int = 5, modalities: int = 1) -> Path:
     }
     (task / "dataset.json").write_text(json.dumps(meta))
     return root
+
+
+def run_prepare(fmt: str, source: Path, out: Path, *extra: str, size: int = 16) -> int:
+    """``jointseg prepare --format fmt`` of ``source`` into ``out`` at ``size`` px; the exit code."""
+    return cli(["prepare", "--format", fmt, "--source", str(source), "--out", str(out), "--size", str(size), *extra])
+
+
+def assert_failed_cleanly(rc: int, capsys, out: Path, *names: str) -> None:
+    """A failed prepare: exit code 2, every one of ``names`` in stderr, and nothing left at ``out``."""
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    for name in names:
+        assert name in err, err
+    assert not (out / "manifest.json").exists()
+    assert not list(out.parent.glob(f".{out.name}.tmp-*"))  # no half-written folder left behind

@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from msd_helpers import assert_failed_cleanly, run_prepare
 from nnunet_helpers import AFFINE_3D, make_nnunet_dataset
 from PIL import Image
 
@@ -19,21 +20,6 @@ from jointseg.data.loader import TrainBatches, eval_cases
 from jointseg.data.preprocess import preprocess_file, restore
 
 SIZE = 16
-
-
-def run_prepare(source: Path, out: Path, *extra: str) -> int:
-    return cli(
-        ["prepare", "--format", "nnunet", "--source", str(source), "--out", str(out), "--size", str(SIZE), *extra]
-    )
-
-
-def assert_failed_cleanly(rc: int, capsys, out: Path, *names: str) -> None:
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    for name in names:
-        assert name in err, err
-    assert not (out / "manifest.json").exists()
-    assert not list(out.parent.glob(f".{out.name}.tmp-*"))
 
 
 def _read(path: Path) -> np.ndarray:
@@ -47,7 +33,8 @@ def _read(path: Path) -> np.ndarray:
 def test_prepare_loader_and_preprocess(tmp_path, ndim, channels):
     task = make_nnunet_dataset(tmp_path / "raw", ndim=ndim, channels=channels, cases=6, seed=ndim * 10 + channels)
     out = tmp_path / "out"
-    assert run_prepare(task.parent, out) == 0  # the data set folder one level below --source is found
+    # the data set folder one level below --source is found
+    assert run_prepare("nnunet", task.parent, out, size=SIZE) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     spec = manifest["preprocess"]
     assert manifest["in_channels"] == spec["in_channels"] == channels and manifest["ndim"] == ndim
@@ -75,7 +62,7 @@ def test_prepare_loader_and_preprocess(tmp_path, ndim, channels):
 def test_each_channel_normalised_on_its_own(tmp_path):
     task = make_nnunet_dataset(tmp_path / "raw", ndim=3, channels=2, cases=4, seed=3)
     out = tmp_path / "out"
-    assert run_prepare(task, out) == 0
+    assert run_prepare("nnunet", task, out, size=SIZE) == 0
     case = json.loads((out / "manifest.json").read_text())["cases"][0]
     slices = np.load(out / case["image"])
     for c in range(2):
@@ -88,7 +75,7 @@ def test_each_channel_normalised_on_its_own(tmp_path):
 def test_labelled_imagests_is_the_test_split_unlabelled_is_reported(tmp_path, capsys):
     task = make_nnunet_dataset(tmp_path / "a", ndim=3, channels=1, cases=6, seed=1, test_cases=2, labelled_test=True)
     out = tmp_path / "out_a"
-    assert run_prepare(task, out) == 0
+    assert run_prepare("nnunet", task, out, size=SIZE) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     test_ids = sorted(c["id"] for c in manifest["cases"] if c["split"] == "test")
     assert test_ids == ["synth_006", "synth_007"]
@@ -97,7 +84,7 @@ def test_labelled_imagests_is_the_test_split_unlabelled_is_reported(tmp_path, ca
     capsys.readouterr()
     task = make_nnunet_dataset(tmp_path / "b", ndim=3, channels=1, cases=6, seed=1, test_cases=2)
     out = tmp_path / "out_b"
-    assert run_prepare(task, out) == 0
+    assert run_prepare("nnunet", task, out, size=SIZE) == 0
     assert "2 unlabelled imagesTs case(s) not scored" in capsys.readouterr().out
     ids = [c["id"] for c in json.loads((out / "manifest.json").read_text())["cases"]]
     assert ids == [f"synth_{i:03d}" for i in range(6)]
@@ -159,7 +146,7 @@ def test_bad_input_names_the_case(tmp_path, capsys, fault):
         Image.fromarray(np.zeros((9, 9), np.uint8)).save(ch1)
         named += ["shape", "one grid"]
     out = tmp_path / "out"
-    assert_failed_cleanly(run_prepare(task, out), capsys, out, *named)
+    assert_failed_cleanly(run_prepare("nnunet", task, out, size=SIZE), capsys, out, *named)
 
 
 def test_config_labels_must_match_dataset_json(tmp_path, capsys):
@@ -235,7 +222,7 @@ def test_rgb_png_is_three_channels_and_palette_labels_are_indices(tmp_path):
     meta["channel_names"] = {"0": "R", "1": "G", "2": "B"}
     (task / "dataset.json").write_text(json.dumps(meta))
     out = tmp_path / "out"
-    assert run_prepare(task, out) == 0
+    assert run_prepare("nnunet", task, out, size=SIZE) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["in_channels"] == 3
     case = manifest["cases"][0]

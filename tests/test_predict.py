@@ -8,9 +8,12 @@ so the sliding window tiles them; NIfTI outputs must keep the input's shape and
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
+from msd_helpers import make_msd, run_prepare
 from nnunet_helpers import make_nnunet_dataset
 from training_helpers import prepare_demo, run_train, tiny_run_config
 
@@ -32,6 +35,12 @@ def trained(tmp_path_factory):
         run_train(rc, run_dir)
         out[dataset] = (data / "prepared" / dataset, run_dir / "checkpoints" / "best.pt")
     return out
+
+
+def predict_cli(ckpt, images, out) -> int:
+    """``jointseg predict`` of a folder with probabilities, one thread, no progress bar; the exit code."""
+    args = ["--checkpoint", str(ckpt), "--input", str(images), "--out", str(out), "--probabilities"]
+    return cli_main(["predict", *args, "--no-progress", "--threads", "1"])
 
 
 def test_case_id_and_inputs(tmp_path):
@@ -57,7 +66,7 @@ def test_sliding_window_covers_large_inputs_and_dice():
     assert case_dice(np.zeros_like(ref), ref, 2).tolist() == [0.0]
 
 
-def test_predict_2d_then_evaluate(trained, tmp_path):
+def test_predict_2d_then_evaluate(trained, tmp_path, capsys):
     from PIL import Image
 
     from jointseg.evaluation.evaluate import evaluate_folders
@@ -65,24 +74,8 @@ def test_predict_2d_then_evaluate(trained, tmp_path):
     prepared, ckpt = trained["demo_isic"]
     images = prepared / "test" / "images"
     out = tmp_path / "pred"
-    assert (
-        cli_main(
-            [
-                "predict",
-                "--checkpoint",
-                str(ckpt),
-                "--input",
-                str(images),
-                "--out",
-                str(out),
-                "--probabilities",
-                "--no-progress",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert predict_cli(ckpt, images, out) == 0
+    assert re.search(r"predict loop: \d+ case\(s\) in [0-9.]+ s", capsys.readouterr().err)
     inputs = sorted(images.iterdir())
     assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{case_id(p)}.png" for p in inputs)
     for src in inputs[:3]:
@@ -196,9 +189,7 @@ def untrained_checkpoint(prepared, path):
 def _prepared_nnunet(tmp_path, ndim):
     task = make_nnunet_dataset(tmp_path / "raw", ndim=ndim, channels=2, cases=6, seed=ndim)
     prepared = tmp_path / "prepared"
-    assert (
-        cli_main(["prepare", "--format", "nnunet", "--source", str(task), "--out", str(prepared), "--size", "16"]) == 0
-    )
+    assert run_prepare("nnunet", task, prepared) == 0
     return task, prepared, untrained_checkpoint(prepared, tmp_path / "ckpt.pt")
 
 
@@ -208,24 +199,7 @@ def test_predict_nnunet_3d_two_channels_keeps_geometry(tmp_path):
     task, prepared, ckpt = _prepared_nnunet(tmp_path, 3)
     images = prepared / "test" / "images"
     out = tmp_path / "pred"
-    assert (
-        cli_main(
-            [
-                "predict",
-                "--checkpoint",
-                str(ckpt),
-                "--input",
-                str(images),
-                "--out",
-                str(out),
-                "--probabilities",
-                "--no-progress",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert predict_cli(ckpt, images, out) == 0
     labels = sorted(p.name for p in (prepared / "test" / "labels").iterdir())
     assert sorted(p.name for p in out.glob("*.nii.gz")) == labels  # one output per case, not per channel
     for name in labels:
@@ -260,11 +234,10 @@ def test_predict_nnunet_2d_two_channels_and_channel_grouping(tmp_path):
 
 def test_predict_msd_4d_multimodal_keeps_geometry(tmp_path):
     import nibabel as nib
-    from msd_helpers import make_msd
 
     src = make_msd(tmp_path / "raw", modalities=2)
     prepared = tmp_path / "prepared"
-    assert cli_main(["prepare", "--format", "msd", "--source", str(src), "--out", str(prepared), "--size", "16"]) == 0
+    assert run_prepare("msd", src, prepared) == 0
     ckpt = untrained_checkpoint(prepared, tmp_path / "ckpt.pt")
     images = sorted((prepared / "test" / "images").iterdir())
     written = predict_files(ckpt, images, tmp_path / "pred", progress=False, threads=1)

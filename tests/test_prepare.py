@@ -8,10 +8,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from msd_helpers import AFFINE, _nii, make_msd
+from msd_helpers import AFFINE, _nii, assert_failed_cleanly, make_msd, run_prepare
 from PIL import Image
 
-from jointseg.cli import main as cli
 from jointseg.data.prepare import Settings, prepare
 from jointseg.data.preprocess import preprocess_file, restore, save_prediction
 
@@ -35,19 +34,6 @@ def make_isic(root: Path, n: int = 4) -> Path:
             Image.fromarray(img).save(img_dir / f"{cid}.jpg", quality=95)
             Image.fromarray(mask).save(gt_dir / f"{cid}_segmentation.png")
     return root
-
-
-def run_prepare(fmt: str, source: Path, out: Path, *extra: str) -> int:
-    return cli(["prepare", "--format", fmt, "--source", str(source), "--out", str(out), "--size", "16", *extra])
-
-
-def assert_failed_cleanly(rc: int, capsys, out: Path, *names: str) -> None:
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    for name in names:
-        assert name in err, err
-    assert not (out / "manifest.json").exists()
-    assert not list(out.parent.glob(f".{out.name}.tmp-*"))  # no half-written folder left behind
 
 
 # --------------------------------------------------------------------------- bad input: 2-D

@@ -74,7 +74,9 @@ def test_outputs_and_checkpoint_layout(isic_run):
     assert [r[0] for r in val_rows] == ["3", "6"]
     best = max(float(r[3]) for r in val_rows)
     assert done["best_val_dice"] == pytest.approx(best, abs=1e-6) and 0 <= best <= 1
-    assert json.loads((out / "train_done.json").read_text())["iterations"] == 6
+    record = json.loads((out / "train_done.json").read_text())
+    assert record["iterations"] == 6
+    assert record["seconds"] > 0 and record["validation_seconds"] > 0  # two validations ran, timed apart
     assert json.loads((out / "run_config.json").read_text()) == rc
 
 

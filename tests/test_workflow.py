@@ -25,6 +25,12 @@ DEMO_VARIANTS = ["none", "pointwise", "self", "joint"]
 RUN_RULES = ["resolve", "train", "predict", "evaluate"]
 
 
+def study_jobs(runs: int) -> dict[str, int]:
+    """The job counts of a study of two data sets and ``runs`` runs (each resolved, trained, predicted, evaluated)."""
+    once = {"aggregate": 1, "headline_metrics": 1, "provenance": 1, "test_metrics_to_mlflow": 1, "all": 1}
+    return {"download": 2, "prepare": 2, **{r: runs for r in RUN_RULES}, **once}
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """A fresh project copy for dry runs (nothing executed in it)."""
@@ -62,16 +68,7 @@ def test_demo_dry_run_lists_every_job(workdir):
     ).stdout
     counts = job_counts(out)
     runs = len(DEMO_DATASETS) * len(DEMO_VARIANTS)
-    assert counts == {
-        "download": 2,
-        "prepare": 2,
-        **{r: runs for r in RUN_RULES},
-        "aggregate": 1,
-        "headline_metrics": 1,
-        "provenance": 1,
-        "test_metrics_to_mlflow": 1,
-        "all": 1,
-    }
+    assert counts == study_jobs(runs)
     trained = {(w["dataset"], w["variant"], w["seed"]) for r, w in planned_jobs(out) if r == "train"}
     assert trained == {(d, v, "0") for d in DEMO_DATASETS for v in DEMO_VARIANTS}
     effective = yaml.safe_load((workdir / "results" / "demo" / ".pipeline" / "config.yaml").read_text())
@@ -116,16 +113,7 @@ def test_paper_dry_run_lists_every_job(workdir):
     assert paper["baselines"] == ["unet"] and paper["seeds"] == [0, 1, 2]
     runs = len(paper["datasets"]) * (len(paper["variants"]) + len(paper["baselines"])) * len(paper["seeds"])
     assert runs == 42
-    assert job_counts(out) == {
-        "download": 2,
-        "prepare": 2,
-        **{r: runs for r in RUN_RULES},
-        "aggregate": 1,
-        "headline_metrics": 1,
-        "provenance": 1,
-        "test_metrics_to_mlflow": 1,
-        "all": 1,
-    }
+    assert job_counts(out) == study_jobs(runs)
     # --configfile replaces the default config: no demo data set sneaks in.
     assert not any(w.get("dataset", "").startswith("demo") for _, w in planned_jobs(out))
     assert {w["variant"] for r, w in planned_jobs(out) if r == "train"} == {*paper["variants"], "unet"}

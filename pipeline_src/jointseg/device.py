@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -87,12 +88,36 @@ def set_deterministic(enabled: bool, device: torch.device) -> None:
     there it warns instead of failing and exact equality is not promised."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+        _use_deterministic_algorithms(True, warn_only=device.type != "cpu")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     else:
-        torch.use_deterministic_algorithms(False)
+        _use_deterministic_algorithms(False)
         torch.backends.cudnn.benchmark = device.type == "cuda"
+
+
+def _use_deterministic_algorithms(mode: bool, warn_only: bool = False) -> None:
+    """``torch.use_deterministic_algorithms`` without importing the compiler when nothing compiles.
+
+    The public function also sets ``torch._inductor.config.deterministic``, and
+    importing that module costs a second or more per job. Until something has
+    imported the compiler (``train.compile``), the eager flag alone is all
+    there is to set; afterwards (or on a torch without the private setter) the
+    public function runs.
+    """
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)
+
+
+def compile_model(model: torch.nn.Module) -> Callable:
+    """``torch.compile(model)``, with the compiler's determinism flag set as the eager one is."""
+    torch.use_deterministic_algorithms(
+        torch.are_deterministic_algorithms_enabled(), warn_only=torch.is_deterministic_algorithms_warn_only_enabled()
+    )
+    return torch.compile(model)
 
 
 @contextlib.contextmanager

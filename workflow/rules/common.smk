@@ -6,6 +6,7 @@
 import json
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -183,7 +184,20 @@ if workflow.is_main_process:
 
 
 # --- resources ---------------------------------------------------------------
-GPUS = int(config["gpus_per_job"])
+def _gpus_per_job() -> int:
+    """The config's gpus_per_job; null: 1, or 0 in a local run on a machine without an NVIDIA GPU.
+
+    On a CPU-only machine a `gpu` resource of 1 per job would let `--resources gpu=1`
+    run the training and inference jobs one at a time for no reason.
+    """
+    if config["gpus_per_job"] is not None:
+        return int(config["gpus_per_job"])
+    # nvidia-smi is what gpu_slot.py lists the devices with
+    has_gpu = shutil.which("nvidia-smi") is not None
+    return 1 if has_gpu or not workflow.local_exec else 0
+
+
+GPUS = _gpus_per_job()
 _PAPER = config["model"]["preset"] == "paper"
 # Scheduling hints (Slurm requests); a profile's set-resources overrides them.
 TRAIN_RESOURCES = dict(

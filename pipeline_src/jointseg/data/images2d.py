@@ -158,6 +158,21 @@ def resize_channels(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def resized_2d(
+    paths: list[Path], size: tuple[int, int], channel_files: bool, case: str
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A 2-D case's image at training ``size``, float32 ``(H, W, C)`` before the z-score, and its ``(h, w)``.
+
+    One RGB photograph (:func:`resize_rgb`) or the nnU-Net PNG channel files
+    of the case (:func:`resize_channels`): the one path of training and inference.
+    """
+    if channel_files:
+        image = read_png_channels(paths, case)
+        return resize_channels(image, size).transpose(1, 2, 0), tuple(int(s) for s in image.shape[1:])
+    rgb = read_rgb(paths[0])
+    return resize_rgb(rgb, size), tuple(int(s) for s in rgb.shape[:2])
+
+
 def normalise_2d(image_hwc: np.ndarray, spec: dict) -> np.ndarray:
     """Resized ``(H, W, C)`` -> float32 ``(C, H, W)`` z-scored with the spec's per-channel mean/std."""
     mean = np.asarray(spec["mean"], np.float32)

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from ..io_utils import UserError
-from .cases import Layout, RawCase, channel_file_parts
+from .cases import Layout, RawCase, channel_files_needed, group_channel_files, ordered_channels
 from .msd import find_task
 
 ENDINGS = (".nii.gz", ".nii", ".png")
@@ -73,40 +73,17 @@ def read_dataset_json(task: Path) -> dict:
     }
 
 
-def _expected_files(ending: str, channels: int, indices: list[int]) -> int:
-    """How many channel files a case needs (one RGB(A) PNG may carry 3 or 4 channels)."""
-    if ending == ".png" and channels in (3, 4) and indices == [0]:
-        return 1
-    return channels
-
-
 def _group(folder: Path, ending: str, channels: int) -> dict[str, tuple[Path, ...]]:
     """``{case: channel files}`` of an images folder; a missing or undeclared channel names the case."""
-    found: dict[str, dict[int, Path]] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or not path.name.endswith(ending):
-            continue
-        parts = channel_file_parts(path.name, ending)
-        if parts is None:
-            raise UserError(f"{path}: not named <case>_<XXXX>{ending} (4-digit channel index); rename it")
-        found.setdefault(parts[0], {})[parts[1]] = path
-    cases = {}
-    for cid, files in sorted(found.items()):
-        need = _expected_files(ending, channels, sorted(files))
-        missing = [i for i in range(need) if i not in files]
-        if missing:
-            raise UserError(
-                f"{folder / f'{cid}_{missing[0]:04d}{ending}'}: channel file missing for case '{cid}' "
-                f"(dataset.json declares {channels} channel(s)); add it or remove the case"
-            )
-        extra = sorted(i for i in files if i >= need)
-        if extra:
-            raise UserError(
-                f"{files[extra[0]]}: channel {extra[0]} of case '{cid}' is not declared in "
-                f"channel_names ({channels} channel(s)); remove it or declare the channel"
-            )
-        cases[cid] = tuple(files[i] for i in range(need))
-    return cases
+    paths = [
+        p for p in sorted(folder.iterdir()) if p.is_file() and p.name.endswith(ending) and not p.name.startswith(".")
+    ]
+    found = group_channel_files(paths, ending, "rename it")
+    declared = f"dataset.json declares {channels} channel(s)"
+    return {
+        cid: ordered_channels(folder, cid, files, channel_files_needed(ending, channels, files), ending, declared)
+        for cid, files in found.items()
+    }
 
 
 def _paired(images: dict, labels_dir: Path, ending: str, split: str | None) -> list[RawCase]:

@@ -8,7 +8,6 @@ Test cases are also kept on their original grid under ``test/``.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,78 +15,28 @@ from tqdm import tqdm
 
 from ..io_utils import UserError
 from . import isic
-from .cases import Layout, RawCase
+from .cases import Layout, RawCase, case_record, copy_test_images
 from .geometry import Inverse, save_prediction
-from .images2d import (
-    map_labels,
-    normalise_2d,
-    read_mask,
-    read_png_channels,
-    read_rgb,
-    resize_channels,
-    resize_label,
-    resize_rgb,
-)
+from .images2d import map_labels, normalise_2d, read_mask, resize_label, resized_2d
 
 RESIZE = {"image_order": 1, "anti_aliasing": True, "label_order": 0}
 
 
-def _isic_pair(case: RawCase, size, label_values: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Resized RGB ``(H, W, 3)`` in [0, 1] and the class-index mask on the original grid."""
-    rgb = read_rgb(case.image)
-    raw = read_mask(case.label)
-    if raw.shape != rgb.shape[:2]:
+def _pair(case: RawCase, size, label_values: dict, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Resized image ``(H, W, C)`` (RGB in [0, 1], or channels) and the class-index label on the original grid."""
+    image, shape = resized_2d(list(case.images), size, layout.channel_files, case.id)
+    if image.shape[-1] != len(layout.channels):  # RGB photographs always have 3
         raise UserError(
-            f"{case.label}: mask shape {raw.shape} differs from image {case.image.name} "
-            f"shape {rgb.shape[:2]}; fix or remove the pair"
+            f"case '{case.id}': {image.shape[-1]} channel(s) in {[p.name for p in case.images]}, "
+            f"dataset.json declares {len(layout.channels)}; a channel file is missing or has the wrong colour mode"
         )
-    return resize_rgb(rgb, size), map_labels(raw, label_values, case.label)
-
-
-def _channels_pair(case: RawCase, size, label_values: dict, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resized channels ``(H, W, C)`` and the class-index label of one nnU-Net PNG case."""
-    image = read_png_channels(list(case.images), case.id)
-    if image.shape[0] != channels:
+    raw = read_mask(case.label, palette_indices=layout.channel_files)  # nnU-Net PNGs store class indices
+    if raw.shape != shape:
         raise UserError(
-            f"case '{case.id}': {image.shape[0]} channel(s) in {[p.name for p in case.images]}, "
-            f"dataset.json declares {channels}; a channel file is missing or has the wrong colour mode"
-        )
-    raw = read_mask(case.label, palette_indices=True)
-    if raw.shape != image.shape[1:]:
-        raise UserError(
-            f"{case.label}: label shape {raw.shape} differs from the image shape {image.shape[1:]} "
+            f"{case.label}: label shape {raw.shape} differs from image {case.image.name} shape {shape} "
             f"of case '{case.id}'; fix or remove the case"
         )
-    return resize_channels(image, size).transpose(1, 2, 0), map_labels(raw, label_values, case.label)
-
-
-def _copy_test_case(case: RawCase, lab: np.ndarray, tmp: Path, layout: Layout) -> None:
-    """The original image file(s) under ``test/images`` and the class-index PNG under ``test/labels``."""
-    if layout.channel_files:  # keep nnU-Net names so predict finds every channel of a case
-        for path in case.images:
-            shutil.copyfile(path, tmp / "test" / "images" / path.name)
-    else:
-        shutil.copyfile(case.image, tmp / "test" / "images" / f"{case.id}{case.image.suffix.lower()}")
-    save_prediction(
-        lab, Inverse(ndim=2, shape=lab.shape, source=str(case.label)), tmp / "test" / "labels" / f"{case.id}.png"
-    )
-
-
-def _record(case: RawCase, split: str, root: Path, lab: np.ndarray, layout: Layout) -> dict:
-    rec = {
-        "id": case.id,
-        "split": split,
-        "image": f"arrays/{case.id}_image.npy",
-        "label": f"arrays/{case.id}_label.npy",
-        "source_image": case.image.relative_to(root).as_posix(),
-        "source_label": case.label.relative_to(root).as_posix(),
-        "shape": list(lab.shape),
-        "spacing": None,
-        "label_values": sorted(int(v) for v in np.unique(lab)),
-    }
-    if layout.channel_files:
-        rec["source_images"] = [p.relative_to(root).as_posix() for p in case.images]
-    return rec
+    return image, map_labels(raw, label_values, case.label)
 
 
 def prepare_2d(layout: Layout, split_of: dict, root: Path, tmp: Path, st) -> tuple[dict, list]:
@@ -105,10 +54,7 @@ def prepare_2d(layout: Layout, split_of: dict, root: Path, tmp: Path, st) -> tup
             )
     records, sums, sqs, count = [], np.zeros(n_channels), np.zeros(n_channels), 0
     for case in tqdm(layout.cases, desc=f"prepare {st.dataset}", unit="case"):
-        if layout.channel_files:
-            img, lab = _channels_pair(case, st.size, label_values, n_channels)
-        else:
-            img, lab = _isic_pair(case, st.size, label_values)
+        img, lab = _pair(case, st.size, label_values, layout)
         split = split_of[case.id]
         if split == "train":
             flat = img.reshape(-1, n_channels).astype(np.float64)
@@ -117,9 +63,12 @@ def prepare_2d(layout: Layout, split_of: dict, root: Path, tmp: Path, st) -> tup
             count += flat.shape[0]
         np.save(tmp / "arrays" / f"{case.id}_image.npy", img)  # normalised in the second pass
         np.save(tmp / "arrays" / f"{case.id}_label.npy", resize_label(lab, st.size))
-        if split == "test":
-            _copy_test_case(case, lab, tmp, layout)
-        records.append(_record(case, split, root, lab, layout))
+        if split == "test":  # the original image(s) and the class-index PNG on the original grid
+            copy_test_images(case, tmp / "test" / "images", layout, case.image.suffix.lower())
+            original = Inverse(ndim=2, shape=lab.shape, source=str(case.label))
+            save_prediction(lab, original, tmp / "test" / "labels" / f"{case.id}.png")
+        labels = sorted(int(v) for v in np.unique(lab))
+        records.append(case_record(case, split, root, layout, shape=list(lab.shape), spacing=None, label_values=labels))
     if count == 0:
         raise UserError(f"{root}: no training cases; cannot compute normalisation statistics")
     mean = sums / count

@@ -16,9 +16,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..io_utils import UserError
-from .cases import Layout, RawCase
+from .cases import Layout, RawCase, case_record, copy_test_images
 from .images2d import map_labels
-from .volumes import canonical, check_finite, load_channels, load_nifti, to_slices, volume_from
+from .volumes import canonical, check_finite, check_same_grid, load_channels, load_nifti, to_slices, volume_from
 
 
 def _load_case(case: RawCase, layout: Layout, identity: dict):
@@ -28,41 +28,17 @@ def _load_case(case: RawCase, layout: Layout, identity: dict):
     else:
         img, data = load_nifti(case.image)
     lab_img, lab = load_nifti(case.label)
-    if lab.shape != data.shape[:3]:
-        raise UserError(
-            f"{case.label}: label shape {lab.shape} differs from image {case.image.name} "
-            f"shape {data.shape[:3]}; fix or remove the pair"
-        )
-    if not np.allclose(lab_img.affine, img.affine, rtol=0, atol=1e-3):
-        raise UserError(
-            f"{case.label}: label affine differs from the image's ({case.image.name}); "
-            "the label is not on the image grid - fix the header or resample the label"
-        )
+    fix = "the label is not on the image grid - fix the header, resample the label or remove the pair"
+    check_same_grid(lab_img, lab.shape, img, data.shape[:3], f"{case.label}: label", f"image {case.image.name}", fix)
     check_finite(lab, case.label)
     if np.issubdtype(lab.dtype, np.floating) and not np.array_equal(lab, np.round(lab)):
         raise UserError(f"{case.label}: label has non-integer values; labels must be class indices")
     return img, data, lab_img, map_labels(np.round(lab).astype(np.int64), identity, case.label)
 
 
-def _copy_test_case(case: RawCase, tmp: Path, layout: Layout) -> None:
-    """The original image file(s) under ``test/images`` and the label under ``test/labels``."""
-    ext = ".nii.gz" if case.label.name.endswith(".gz") else ".nii"
-    if layout.channel_files:  # keep nnU-Net names so predict finds every channel of a case
-        for path in case.images:
-            shutil.copyfile(path, tmp / "test" / "images" / path.name)
-    else:
-        shutil.copyfile(case.image, tmp / "test" / "images" / f"{case.id}{ext}")
-    shutil.copyfile(case.label, tmp / "test" / "labels" / f"{case.id}{ext}")
-
-
-def _record(case: RawCase, split: str, root: Path, img, inverse, slices, lab, lab_slices, layout) -> dict:
-    rec = {
-        "id": case.id,
-        "split": split,
-        "image": f"arrays/{case.id}_image.npy",
-        "label": f"arrays/{case.id}_label.npy",
-        "source_image": case.image.relative_to(root).as_posix(),
-        "source_label": case.label.relative_to(root).as_posix(),
+def _fields(img, inverse, slices: np.ndarray, lab: np.ndarray, lab_slices: np.ndarray) -> dict:
+    """The 3-D part of a case's manifest record: geometry, slices and the label values."""
+    return {
         "shape": list(inverse.shape),
         "spacing": [float(z) for z in img.header.get_zooms()[:3]],
         "affine": [[float(v) for v in row] for row in inverse.affine],
@@ -73,9 +49,6 @@ def _record(case: RawCase, split: str, root: Path, img, inverse, slices, lab, la
         "foreground_slices": [int(i) for i in np.flatnonzero(lab_slices.reshape(len(lab_slices), -1).any(1))],
         "label_values": sorted(int(v) for v in np.unique(lab)),
     }
-    if layout.channel_files:
-        rec["source_images"] = [p.relative_to(root).as_posix() for p in case.images]
-    return rec
 
 
 def prepare_3d(layout: Layout, split_of: dict, root: Path, tmp: Path, st) -> tuple[dict, list]:
@@ -103,7 +76,10 @@ def prepare_3d(layout: Layout, split_of: dict, root: Path, tmp: Path, st) -> tup
         np.save(tmp / "arrays" / f"{case.id}_image.npy", slices)
         np.save(tmp / "arrays" / f"{case.id}_label.npy", lab_slices)
         split = split_of[case.id]
-        if split == "test":
-            _copy_test_case(case, tmp, layout)
-        records.append(_record(case, split, root, img, inverse, slices, lab, lab_slices, layout))
+        if split == "test":  # the original image(s) and label, as they are
+            ext = ".nii.gz" if case.label.name.endswith(".gz") else ".nii"
+            copy_test_images(case, tmp / "test" / "images", layout, ext)
+            shutil.copyfile(case.label, tmp / "test" / "labels" / f"{case.id}{ext}")
+        fields = _fields(img, inverse, slices, lab, lab_slices)
+        records.append(case_record(case, split, root, layout, **fields))
     return spec, records

@@ -42,6 +42,7 @@ from .images2d import (
     resize_channels,
     resize_label,
     resize_rgb,
+    resized_2d,
 )
 from .volumes import (
     canonical,
@@ -75,6 +76,7 @@ __all__ = [
     "resize_channels",
     "resize_label",
     "resize_rgb",
+    "resized_2d",
     "restore",
     "save_prediction",
     "to_slices",
@@ -112,15 +114,9 @@ def preprocess_file(path: str | os.PathLike | list, spec: dict) -> tuple[np.ndar
         raise UserError(f"{paths[0]}: this checkpoint reads one file per case, got {len(paths)}")
     case = case_name(paths, spec)
     if spec["ndim"] == 2:
-        if channel_files:
-            image = read_png_channels(paths, case)
-            _check_channels(image.shape[0], spec, case, paths)
-            resized = resize_channels(image, tuple(spec["size"])).transpose(1, 2, 0)
-            return normalise_2d(resized, spec), Inverse(
-                ndim=2, shape=tuple(int(s) for s in image.shape[1:]), source=str(paths[0])
-            )
-        rgb = read_rgb(paths[0])
-        return image_2d(rgb, spec), Inverse(ndim=2, shape=tuple(int(s) for s in rgb.shape[:2]), source=str(paths[0]))
+        resized, shape = resized_2d(paths, tuple(spec["size"]), channel_files, case)
+        _check_channels(resized.shape[-1], spec, case, paths)
+        return normalise_2d(resized, spec), Inverse(ndim=2, shape=shape, source=str(paths[0]))
     if spec["ndim"] == 3:
         if channel_files:
             _check_channels(len(paths), spec, case, paths)

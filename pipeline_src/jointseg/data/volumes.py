@@ -44,6 +44,14 @@ def load_nifti(path: str | os.PathLike):
     return img, data
 
 
+def check_same_grid(img, shape: tuple, ref_img, ref_shape: tuple, what: str, ref: str, fix: str) -> None:
+    """Reject ``what`` unless its shape and affine (to 1e-3) are those of ``ref``: one voxel grid."""
+    if tuple(shape) != tuple(ref_shape):
+        raise UserError(f"{what} has shape {tuple(shape)} but {ref} has {tuple(ref_shape)}; {fix}")
+    if not np.allclose(img.affine, ref_img.affine, rtol=0, atol=1e-3):
+        raise UserError(f"{what} has a different affine than {ref}; {fix}")
+
+
 def load_channels(paths: list[Path], case: str):
     """One 3-D file per channel -> ``(first image, data (X, Y, Z, C))``; all must share shape and affine."""
     first, data0 = load_nifti(paths[0])
@@ -54,17 +62,9 @@ def load_channels(paths: list[Path], case: str):
             raise UserError(f"{path}: a channel file of case '{case}' must hold one 3-D volume, not {data.shape}")
         if path is paths[0]:
             continue
-        if data.shape != data0.shape:
-            raise UserError(
-                f"case '{case}': channel {Path(path).name} has shape {data.shape} but "
-                f"{Path(paths[0]).name} has {data0.shape}; all channels of a case must share one grid"
-            )
-        if not np.allclose(img.affine, first.affine, rtol=0, atol=1e-3):
-            raise UserError(
-                f"case '{case}': channel {Path(path).name} has a different affine than "
-                f"{Path(paths[0]).name}; all channels of a case must share one grid "
-                "(fix the headers or resample)"
-            )
+        what = f"case '{case}': channel {Path(path).name}"
+        fix = "all channels of a case must share one grid (fix the headers or resample)"
+        check_same_grid(img, data.shape, first, data0.shape, what, Path(paths[0]).name, fix)
         planes.append(data)
     return first, np.stack(planes, axis=-1)
 

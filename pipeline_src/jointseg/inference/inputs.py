@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import paths
-from ..data.cases import channel_file_parts
+from ..data.cases import channel_files_needed, group_channel_files, ordered_channels
 from ..io_utils import UserError
 
 SUFFIXES = paths.IMAGE_SUFFIXES
@@ -38,49 +38,22 @@ def list_inputs(path: str | Path) -> list[Path]:
     return files
 
 
-def _files_needed(spec: dict, found: dict[int, Path]) -> int:
-    channels, ending = int(spec["in_channels"]), spec["file_ending"]
-    if ending == ".png" and channels in (3, 4) and sorted(found) == [0]:
-        return 1  # one RGB(A) PNG carries the channels
-    return channels
-
-
 def group_cases(files: list[Path], spec: dict) -> list[tuple[str, list[Path]]]:
     """``[(case id, [file per channel])]`` in case order, following the checkpoint's ``spec``."""
     if not spec.get("channel_files"):
         return [(case_id(p), [Path(p)]) for p in files]
-    ending = spec["file_ending"]
-    found: dict[str, dict[int, Path]] = {}
-    for path in map(Path, files):
-        parts = channel_file_parts(path.name, ending)
-        if parts is None:
-            raise UserError(
-                f"{path}: this checkpoint reads nnU-Net channel files named <case>_<XXXX>{ending}; "
-                "rename the file or give the matching data"
-            )
-        found.setdefault(parts[0], {})[parts[1]] = path
+    ending, n_channels = spec["file_ending"], int(spec["in_channels"])
+    fix = "this checkpoint reads nnU-Net channel files - rename the file or give the matching data"
+    declared = f"the checkpoint expects {n_channels} channel(s): {', '.join(spec.get('channels') or [])}"
     cases = []
-    for cid, channels in sorted(found.items()):
+    for cid, channels in group_channel_files(files, ending, fix).items():
         folder = next(iter(channels.values())).parent
-        need = _files_needed(spec, channels)
+        need = channel_files_needed(ending, n_channels, channels)
         for index in range(need):
             beside = folder / f"{cid}_{index:04d}{ending}"
             if index not in channels and beside.is_file():
                 channels[index] = beside
-        missing = [i for i in range(need) if i not in channels]
-        if missing:
-            raise UserError(
-                f"{folder / f'{cid}_{missing[0]:04d}{ending}'}: channel file missing for case '{cid}' "
-                f"(the checkpoint expects {spec['in_channels']} channel(s): "
-                f"{', '.join(spec.get('channels') or [])})"
-            )
-        extra = sorted(i for i in channels if i >= need)
-        if extra:
-            raise UserError(
-                f"{channels[extra[0]]}: case '{cid}' has channel {extra[0]}, but the checkpoint "
-                f"expects {spec['in_channels']} channel(s)"
-            )
-        cases.append((cid, [channels[i] for i in range(need)]))
+        cases.append((cid, list(ordered_channels(folder, cid, channels, need, ending, declared))))
     return cases
 
 

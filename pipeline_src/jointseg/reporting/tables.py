@@ -12,6 +12,7 @@ tables: Markdown by ``DataFrame.to_markdown`` (tabulate), LaTeX by the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,24 @@ def table_rows(
     return rows
 
 
+def _classes(stats: pd.DataFrame, datasets: list[str], class_names: dict) -> Iterator[tuple[str, int, str]]:
+    """``(data set, class, class name)`` of every section of the tables, in order."""
+    for ds in datasets:
+        for k in sorted(stats.loc[stats["dataset"] == ds, "class"].unique()):
+            yield ds, int(k), class_names.get(ds, {}).get(int(k), str(k))
+
+
+def _header(
+    metrics: tuple[str, ...],
+    first: tuple[str, str],
+    p: str,
+    last: tuple[str, str],
+    name: Callable[[str], str] = NAMES.__getitem__,
+) -> list[str]:
+    """Column titles: ``first``, then (metric name, ``p``) per metric, then ``last``."""
+    return [*first, *(title for m in metrics for title in (name(m), p)), *last]
+
+
 def _lead(reference: str) -> list[str]:
     return [
         "Mean ± std [95 % percentile-bootstrap CI of the mean] over test cases (each case averaged over "
@@ -123,25 +142,15 @@ def markdown_tables(
 ) -> str:
     """Markdown: two tables per data set and class."""
     lines = ["# Summary", "", *_lead(reference)]
-    for ds in datasets:
-        for k in sorted(stats.loc[stats["dataset"] == ds, "class"].unique()):
-            name = class_names.get(ds, {}).get(int(k), str(k))
-            lines += [
-                f"## {ds}: class {k} ({name})",
-                "",
-                f"{n_seeds.get(ds, 1)} seed(s); distances in {units[ds]}.",
-                "",
+    for ds, k, name in _classes(stats, datasets, class_names):
+        lines += [f"## {ds}: class {k} ({name})", "", f"{n_seeds.get(ds, 1)} seed(s); distances in {units[ds]}.", ""]
+        for title, metrics in table_groups(units[ds]):
+            head = _header(metrics, ("variant", "parameters"), "p (Holm)", ("n", "NaN dist."))
+            body = [
+                [f"**{v}** (ref)" if v == reference else v, f"{n_params[(ds, v)]:,}", *cells]
+                for v, *cells in table_rows(stats, ds, k, variants, metrics, reference)
             ]
-            for title, metrics in table_groups(units[ds]):
-                head = ["variant", "parameters"]
-                for m in metrics:
-                    head += [NAMES[m], "p (Holm)"]
-                head += ["n", "NaN dist."]
-                body = [
-                    [f"**{v}** (ref)" if v == reference else v, f"{n_params[(ds, v)]:,}", *cells]
-                    for v, *cells in table_rows(stats, ds, int(k), variants, metrics, reference)
-                ]
-                lines += [f"{title.capitalize()}:", "", _markdown(body, head), ""]
+            lines += [f"{title.capitalize()}:", "", _markdown(body, head), ""]
     return "\n".join(lines)
 
 
@@ -180,10 +189,7 @@ def _latex_table(
         f"$p$ (Holm): paired Wilcoxon signed-rank test of {_tex(reference)} vs.\\ each variant; "
         f"distances in {unit}."
     )
-    head = ["Variant", "Params"]
-    for m in metrics:
-        head += [_tex(NAMES[m]), "$p$ (Holm)"]
-    head += ["$n$", "NaN"]
+    head = _header(metrics, ("Variant", "Params"), "$p$ (Holm)", ("$n$", "NaN"), name=lambda m: _tex(NAMES[m]))
     body = [
         [v, f"{n_params[(ds, v)]:,}".replace(",", "{,}"), *(c.replace("<", "$<$").replace("–", "--") for c in cells)]
         for v, *cells in table_rows(stats, ds, k, variants, metrics, reference, latex=True)
@@ -222,11 +228,7 @@ def latex_tables(
         "% Holm-adjusted in brackets. Needs \\usepackage{booktabs}.",
         "",
     ]
-    for ds in datasets:
-        for k in sorted(stats.loc[stats["dataset"] == ds, "class"].unique()):
-            name = class_names.get(ds, {}).get(int(k), str(k))
-            for title, metrics in table_groups(units[ds]):
-                out.append(
-                    _latex_table(stats, ds, int(k), name, title, metrics, variants, reference, units[ds], n_params)
-                )
+    for ds, k, name in _classes(stats, datasets, class_names):
+        for title, metrics in table_groups(units[ds]):
+            out.append(_latex_table(stats, ds, k, name, title, metrics, variants, reference, units[ds], n_params))
     return "\n".join(out)

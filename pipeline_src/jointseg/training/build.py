@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ..data.loader import TrainBatches, read_manifest
-from ..device import Precision, seed_everything, select_precision
+from ..device import Precision, compile_model, seed_everything, select_precision
 from . import checkpoint
 from .losses import build_loss
 from .schedule import build_optimizer, build_scheduler
@@ -113,7 +113,7 @@ def build(run_config: dict, out: Path, device: torch.device) -> Run:
         manifest=manifest,
         model_kwargs=kwargs,
         model=model,
-        forward=torch.compile(model) if tr["compile"] and device.type == "cuda" else model,
+        forward=compile_model(model) if tr["compile"] and device.type == "cuda" else model,
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=torch.amp.GradScaler(device.type) if precision.scaler else None,

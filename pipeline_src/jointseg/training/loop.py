@@ -187,6 +187,7 @@ def _iterate(run: Run, tracker, stop: _StopFlag, progress: bool) -> None:
             if state.step % val_every == 0 or state.step == run.iterations:
                 dice = validate_run(run)
                 t_last = time.perf_counter()  # validation time is not training time
+                state.validation_seconds += t_last - now
             state.history.append([state.step, loss, lr, dice, state.seconds])
             tracker.log_metrics({"loss": loss, "lr": lr, "val_dice": dice}, state.step)
             if state.step % ckpt_every == 0 or state.step == run.iterations or stop.stop:
@@ -224,6 +225,7 @@ def finish(run: Run, tracker, n_threads: int) -> dict:
         "best_step": state.best_step,
         "final_val_dice": state.last_dice,
         "seconds": round(state.seconds, 3),
+        "validation_seconds": round(state.validation_seconds, 3),
         "images_per_second": round(run.iterations * int(tr["batch_size"]) / max(state.seconds, 1e-9), 3),
         "n_parameters": run.n_parameters,
         "device": str(run.device),

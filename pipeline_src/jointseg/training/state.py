@@ -27,6 +27,7 @@ class TrainState:
 
     step: int = 0  # completed iterations
     seconds: float = 0.0  # training time so far (validation excluded)
+    validation_seconds: float = 0.0  # validation time so far
     best_dice: float = -1.0  # best validation Dice so far
     best_step: int = -1
     last_dice: float | None = None
@@ -40,6 +41,7 @@ class TrainState:
         return cls(
             step=int(ckpt["step"]),
             seconds=float(ckpt.get("seconds", 0.0)),
+            validation_seconds=float(ckpt.get("validation_seconds", 0.0)),
             best_dice=float(best.get("dice", -1.0)),
             best_step=int(best.get("step", -1)),
             history=[list(r) for r in ckpt.get("history", [])],
@@ -53,6 +55,7 @@ class TrainState:
             "best": {"dice": self.best_dice, "step": self.best_step},
             "history": self.history,
             "seconds": self.seconds,
+            "validation_seconds": self.validation_seconds,
             "mlflow_run_id": self.mlflow_run_id,
         }
 
