@@ -47,13 +47,13 @@ def test_missing_ref_sections_get_their_defaults():
     assert cfg["mlflow"] == {"tracking_uri": None} and cfg["variant_overrides"] == {}
 
 
-def test_each_dataset_entry_is_filled_but_its_sources_stay_as_written():
+def test_each_dataset_entry_and_its_sources_are_filled():
     cfg = validate_config(deep_merge(_minimal(), {"datasets": {"e": {"format": "msd", "sources": [dict(SOURCE)]}}}))
     for entry in cfg["datasets"].values():
         assert entry["split"] == {"rule": "seeded", "seed": 0, "fractions": [0.6, 0.2, 0.2]}
         assert entry["size"] == [64, 64] and entry["slice_axis"] == 2 and entry["labels"] is None
         assert entry["model"] == {} and entry["train"] == {}
-        assert entry["sources"] == [SOURCE]  # array items are not filled: Snakemake params hash them
+        assert entry["sources"] == [{**SOURCE, "split": "all", "sha256": None}]  # no code repeats these defaults
 
 
 def test_given_values_win_and_overrides_are_not_filled():

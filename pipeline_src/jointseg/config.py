@@ -43,11 +43,10 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-# Subschemas the default filler does not enter. The jsonschema recipe would apply
-# the defaults of a failing oneOf/anyOf/if/not branch; and array items (each data
-# set's ``sources``) stay as written, since Snakemake params and preparation keys
-# hash them.
-_NOT_FILLED = ("oneOf", "anyOf", "if", "not", "dependentSchemas", "items", "prefixItems", "contains")
+# Subschemas the default filler does not enter: the jsonschema recipe would apply
+# the defaults of a failing oneOf/anyOf/if/not branch. Array items (each data set's
+# ``sources``) are filled like everything else, so no code repeats their defaults.
+_NOT_FILLED = ("oneOf", "anyOf", "if", "not", "dependentSchemas", "prefixItems", "contains")
 _SCHEMA_URI = "urn:jointseg:config-schema"
 
 

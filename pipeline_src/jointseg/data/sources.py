@@ -59,8 +59,8 @@ def sources_of(entry: dict) -> list[Source]:
             Source(
                 url=src["url"],
                 name=src.get("name") or basename_of(src["url"]),
-                split=src.get("split", "all"),
-                sha256=src.get("sha256"),
+                split=src["split"],  # schema-filled
+                sha256=src["sha256"],
             )
         )
     names = [s.name for s in out]
