@@ -6,7 +6,6 @@
 import json
 import os
 import shlex
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ import yaml
 from snakemake.utils import update_config
 
 from jointseg import paths
+from jointseg.gpus import visible_devices
 from jointseg.config import preparation_key, resolve_run, run_names, validate_config
 from jointseg.io_utils import UserError, atomic_write_text
 
@@ -184,20 +184,31 @@ if workflow.is_main_process:
 
 
 # --- resources ---------------------------------------------------------------
-def _gpus_per_job() -> int:
-    """The config's gpus_per_job; null: 1, or 0 in a local run on a machine without an NVIDIA GPU.
+# A run on this machine (not a cluster run, nor one of its jobs re-reading this file).
+LOCAL_RUN = workflow.local_exec and workflow.is_main_process
+LOCAL_GPUS = visible_devices() if LOCAL_RUN else []
 
-    On a CPU-only machine a `gpu` resource of 1 per job would let `--resources gpu=1`
+
+def _gpus_per_job() -> int:
+    """The config's gpus_per_job; null: 1, or 0 in a local run on a machine without a GPU.
+
+    On a CPU-only machine a `gpu` resource of 1 per job would make a `gpu` limit
     run the training and inference jobs one at a time for no reason.
     """
     if config["gpus_per_job"] is not None:
         return int(config["gpus_per_job"])
-    # nvidia-smi is what gpu_slot.py lists the devices with
-    has_gpu = shutil.which("nvidia-smi") is not None
-    return 1 if has_gpu or not workflow.local_exec else 0
+    return 0 if LOCAL_RUN and not LOCAL_GPUS else 1
 
 
 GPUS = _gpus_per_job()
+
+# A local run's `gpu` limit is the machine's device count (one job per device;
+# gpu_slot.py pins each job to its own), unless `--resources gpu=N` sets it.
+# Neither a profile nor this file limits a cluster run: each job asks the
+# scheduler for its own GPUs, so a login node's count must not cap them.
+if LOCAL_RUN and GPUS and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", max(len(LOCAL_GPUS), GPUS))
+
 _PAPER = config["model"]["preset"] == "paper"
 # Scheduling hints (Slurm requests); a profile's set-resources overrides them.
 TRAIN_RESOURCES = dict(

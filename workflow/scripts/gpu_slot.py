@@ -21,22 +21,11 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-
-def visible_devices() -> list[str]:
-    """GPU ids this machine offers: ``$JOINTSEG_GPUS`` or ``nvidia-smi -L``'s indices."""
-    env = os.environ.get("JOINTSEG_GPUS")
-    if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip()]
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+from jointseg.gpus import visible_devices  # the interpreter that runs Snakemake has jointseg
 
 
 def acquire(devices: list[str], count: int, lock_dir: Path, poll: float = 0.5) -> tuple[list[str], list[int]]:
