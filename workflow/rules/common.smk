@@ -14,8 +14,8 @@ import yaml
 from snakemake.utils import update_config
 
 from jointseg import paths
-from jointseg.gpus import visible_devices
 from jointseg.config import preparation_key, resolve_run, run_names, validate_config
+from jointseg.gpus import visible_devices
 from jointseg.io_utils import UserError, atomic_write_text
 
 DEFAULT_CONFIG = "config/config.yaml"

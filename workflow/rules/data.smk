@@ -53,8 +53,6 @@ rule prepare:
     params:
         jointseg=JOINTSEG,
         config=EFFECTIVE_CONFIG,
-        # Hash of what preprocessing reads (not the data set's model/train), as in the path.
-        settings=lambda wc: PREPARATION_KEYS[wc.dataset],
         raw=lambda wc, input: os.path.dirname(input[0]),
         out=lambda wc, output: os.path.dirname(output.manifest),
     shell:
