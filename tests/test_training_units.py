@@ -124,8 +124,9 @@ def test_device_threads_and_precision(monkeypatch):
     with pytest.raises(UserError, match="channels_last"):
         device.select_precision(cpu, "auto", "yes")
     assert device.select_precision(cpu, "bf16").dtype is torch.bfloat16
-    with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
-        device.select_precision(cpu, "fp16")
+    assert device.select_precision(cpu, "fp16").scaler  # asked for explicitly (tests/test_precision.py)
+    with pytest.raises(UserError, match="fp16 needs a CUDA GPU or the CPU"):
+        device.select_precision(torch.device("mps"), "fp16")
     with pytest.raises(UserError, match="unknown device"):
         device.select_device("cuda:3")
 

@@ -98,7 +98,16 @@ def validate_config(config: dict, source: str = "config") -> dict:
         raise RuntimeError(f"schema default invalid at '{_where(error)}': {error.message}")
     for variant in filled["variants"]:
         _check_variant(variant, source)
+    _check_gpus_per_job(filled["gpus_per_job"], source)
     return filled
+
+
+def _check_gpus_per_job(count: int | None, source: str) -> None:
+    if count is not None and count > 1:  # a job would hold devices it never uses
+        raise UserError(
+            f"{source}: invalid value at 'gpus_per_job': {count}; training and inference use one GPU "
+            "(multi-GPU training is not implemented): set 1, 0 or null"
+        )
 
 
 def _check_variant(variant: str, source: str) -> None:

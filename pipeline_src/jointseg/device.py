@@ -2,7 +2,9 @@
 
 The device is chosen automatically: ``cuda:0`` of the *visible* set (so Slurm's
 or the user's ``CUDA_VISIBLE_DEVICES`` decides the physical GPU), else Apple
-``mps``, else the CPU. No other ``cuda:N`` is ever named.
+``mps``, else the CPU. No other ``cuda:N`` is ever named. A job that was given a
+GPU (``CUDA_VISIBLE_DEVICES`` names one) but whose torch sees no CUDA says so in
+one line and runs on the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from .gpus import cuda_visible
 from .io_utils import UserError
 
 
@@ -28,6 +31,13 @@ def select_device(spec: str = "auto") -> torch.device:
             return torch.device("cuda", 0)
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
+        if cuda_visible():  # a GPU was assigned to this job
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no usable driver or device"
+            print(
+                f"jointseg: warning: CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']} assigns a GPU but torch "
+                f"{torch.__version__} sees none ({why}); running on the CPU",
+                file=sys.stderr,
+            )
         return torch.device("cpu")
     if spec in ("cuda", "cuda:0", "gpu"):
         if not torch.cuda.is_available():
@@ -151,10 +161,20 @@ class Precision:
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 
 
+def native_bf16() -> bool:
+    """Whether the current CUDA device computes bf16 natively (Ampere and later).
+
+    ``torch.cuda.is_bf16_supported()`` alone also says yes where bf16 is only
+    emulated (V100, T4: no bf16 tensor cores, no bf16 cuDNN convolutions), where
+    fp16 + GradScaler is the fast choice.
+    """
+    return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+
+
 def select_precision(device: torch.device, amp: str = "auto", channels_last: str = "auto") -> Precision:
-    """``amp``: auto (CUDA: bf16 where supported, else fp16 + GradScaler; CPU: fp32),
-    bf16, fp16 (CUDA only), off. ``channels_last``: auto (on for CUDA and CPU, off
-    for MPS), on, off.
+    """``amp``: auto (CUDA: bf16 where the GPU has it natively, else fp16 + GradScaler;
+    elsewhere fp32), bf16, fp16 (+ GradScaler; CUDA and CPU), off. ``channels_last``:
+    auto (on for CUDA and CPU, off for MPS), on, off.
 
     On a CPU, oneDNN's convolutions work in NHWC; with NCHW tensors every conv
     reorders its input, weight and gradients, so channels_last trains the
@@ -164,14 +184,14 @@ def select_precision(device: torch.device, amp: str = "auto", channels_last: str
     cuda = device.type == "cuda"
     if amp == "auto":
         if cuda:
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            dtype = torch.bfloat16 if native_bf16() else torch.float16
         else:
             dtype = None  # CPU autocast is slower than fp32 for these convs and breaks bit-equality
     elif amp == "bf16":
         dtype = torch.bfloat16
     elif amp == "fp16":
-        if not cuda:
-            raise UserError(f"train.amp: fp16 needs a CUDA GPU; use auto, bf16 or off on {device.type}")
+        if device.type not in ("cuda", "cpu"):  # GradScaler's devices
+            raise UserError(f"train.amp: fp16 needs a CUDA GPU or the CPU; use auto, bf16 or off on {device.type}")
         dtype = torch.float16
     elif amp == "off":
         dtype = None

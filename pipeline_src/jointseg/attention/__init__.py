@@ -19,6 +19,7 @@ each applies where it means something and is ignored elsewhere):
   block (terms == ("E2",), e.g. ``pointwise`` and the PA half of ``parallel``)
   is built; ``"psanet"`` is PSANet's published block (psanet.PSABlock).
 - ``psa_reduction``: C_r = C // psa_reduction for ``structure="psanet"`` (default 4).
+- ``precision``: ``"fp32"`` (default; fp32 attention inside autocast) | ``"autocast"`` (base.py).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def build(variant: str, channels: int, size: tuple[int, int], **options) -> nn.M
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
     if structure == "psanet" and tuple(spec["terms"]) == ("E2",):
-        keep = {k: spec[k] for k in ("branches", "chunk", "checkpoint") if k in spec}
+        keep = {k: spec[k] for k in ("branches", "chunk", "checkpoint", "precision") if k in spec}
         return PSABlock(channels, size, reduction=reduction, variant=variant, **keep)
     return JointAttention(channels, size, variant=variant, **spec)
 

@@ -25,6 +25,16 @@ only its inputs and output, and the backward recomputes each chunk's logits and
 softmax exactly. The peak memory is O(chunk * L) instead of O(L^2). With
 ``recompute=False`` the forward keeps the probabilities instead: O(L^2)
 memory, no recomputation.
+
+Precision: the function computes in ONE dtype, that of its inputs after
+:func:`attend` cast them: the autocast dtype inside an autocast region (where
+autocast would have cast the matmuls), else the value's dtype. It runs with
+autocast off, forward and backward, so the backward's recomputed logits see the
+same dtype as the forward's, and the reused ``out=`` buffers match it (autocast
+does not convert calls with ``out=``). The softmax of low-precision logits is
+taken in fp32, as autocast does. The attention blocks (base.py) call it on fp32
+inputs outside autocast by default (``precision="fp32"``), so the default path
+is plain fp32 whatever the network around them runs in.
 """
 
 from __future__ import annotations
@@ -123,6 +133,13 @@ def _product(z: Tensor, win: Tensor, scratch: dict | None) -> Tensor:
     return torch.bmm(z, win.transpose(1, 2), out=scratch["partial"][:size].view(shape))
 
 
+def _softmax(logits: Tensor) -> Tensor:
+    """softmax over the keys; low-precision logits are normalised in fp32 (as autocast does)."""
+    if logits.dtype not in (torch.bfloat16, torch.float16):
+        return torch.softmax(logits, dim=-1)
+    return torch.softmax(logits, dim=-1, dtype=torch.float32).to(logits.dtype)
+
+
 def _branch_logits(
     plan: _Plan, base: Tensor | None, rel, n: int, branch: int, a0: int, rows: int, scratch: dict | None = None
 ):
@@ -178,7 +195,7 @@ class _FusedAttention(torch.autograd.Function):
         for a0, rows, queries in _chunks(plan):
             base = _content(plan, q, k, queries)
             for b in range(branches):
-                p = torch.softmax(_branch_logits(plan, base, rel, n, b, a0, rows, scratch)[0], dim=-1)
+                p = _softmax(_branch_logits(plan, base, rel, n, b, a0, rows, scratch)[0])
                 out[:, b, queries] = torch.bmm(p, v[:, b])
                 if plan.keep:
                     kept.append(p)
@@ -189,6 +206,12 @@ class _FusedAttention(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dout):
+        # a backward called inside autocast must not recast the recomputation (see the module docstring)
+        with torch.autocast(dout.device.type, enabled=False):
+            return _FusedAttention._backward(ctx, dout.to(ctx.saved_tensors[2].dtype))
+
+    @staticmethod
+    def _backward(ctx, dout):
         plan = ctx.plan
         q, k, v, out, *rest = ctx.saved_tensors
         rel, kept = rest[: 2 * len(plan.terms)], iter(rest[2 * len(plan.terms) :])
@@ -208,7 +231,7 @@ class _FusedAttention(torch.autograd.Function):
                     p, parts = next(kept), _parts(plan, rel, b, a0, rows)
                 else:
                     s, parts = _branch_logits(plan, base, rel, n, b, a0, rows, buffers)
-                    p = torch.softmax(s, dim=-1)
+                    p = _softmax(s)
                     del s
                 if dv is not None:
                     dv[b].baddbmm_(p.transpose(1, 2), dout[:, b, queries])
@@ -225,11 +248,18 @@ class _FusedAttention(torch.autograd.Function):
         return None, dq, dk, None if dv is None else torch.stack(dv, dim=1), *drel
 
 
-def _prepare(inputs: Inputs) -> tuple[Tensor | None, Tensor | None, Tensor, list[Tensor]]:
-    """Contiguous q, k, v and the flat [features, weight, ...] list of the relative terms."""
-    q, k = (None if t is None else t.contiguous() for t in (inputs.query, inputs.key))
-    rel = [t.contiguous() for r in inputs.relative for t in (r.features, r.weight)]
-    return q, k, inputs.value.contiguous(), rel
+def compute_dtype(inputs: Inputs) -> torch.dtype:
+    """The one dtype the attention computes in: autocast's inside an autocast region, else the value's."""
+    device = inputs.value.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else inputs.value.dtype
+
+
+def _prepare(inputs: Inputs, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None, Tensor, list[Tensor]]:
+    """q, k, v and the flat [features, weight, ...] list of the relative terms: contiguous, in ``dtype``
+    (the casts are no-ops where a tensor already has it)."""
+    q, k = (None if t is None else t.to(dtype).contiguous() for t in (inputs.query, inputs.key))
+    rel = [t.to(dtype).contiguous() for r in inputs.relative for t in (r.features, r.weight)]
+    return q, k, inputs.value.to(dtype).contiguous(), rel
 
 
 def attend(inputs: Inputs, size: tuple[int, int], chunk: int = 512, recompute: bool = True) -> Tensor:
@@ -241,15 +271,21 @@ def attend(inputs: Inputs, size: tuple[int, int], chunk: int = 512, recompute: b
     """
     if any(r.mode not in MODES for r in inputs.relative):
         raise ValueError(f"relative modes must be in {MODES}")
+    dtype = compute_dtype(inputs)
+    with torch.autocast(inputs.value.device.type, enabled=False):
+        return _attend(inputs, dtype, size, chunk, recompute)
+
+
+def _attend(inputs: Inputs, dtype: torch.dtype, size: tuple[int, int], chunk: int, recompute: bool) -> Tensor:
     v = inputs.value
     if not inputs.relative and inputs.query.shape[-1] == v.shape[-1]:
         # one head per branch, sharing q and k. The CPU flash kernel needs equal q/v
         # widths and unit stride on the channel dim; otherwise SDPA silently falls
         # back to the L x L math path (hence the fused function for unequal widths)
         shape = (v.shape[0], v.shape[1], *inputs.query.shape[1:])
-        q, k = (t[:, None].contiguous().expand(shape) for t in (inputs.query, inputs.key))
-        return F.scaled_dot_product_attention(q, k, v.contiguous(), scale=inputs.scale)
-    q, k, v, rel = _prepare(inputs)
+        q, k = (t[:, None].to(dtype).contiguous().expand(shape) for t in (inputs.query, inputs.key))
+        return F.scaled_dot_product_attention(q, k, v.to(dtype).contiguous(), scale=inputs.scale)
+    q, k, v, rel = _prepare(inputs, dtype)
     grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, *rel))
     plan = _Plan(
         tuple(size),
@@ -262,9 +298,13 @@ def attend(inputs: Inputs, size: tuple[int, int], chunk: int = 512, recompute: b
 
 
 def logits(inputs: Inputs, size: tuple[int, int], row: int) -> Tensor:
-    """The logits (N, B, W, L) of the queries in image row ``row`` (the ones ``attend`` uses)."""
-    q, k, v, rel = _prepare(inputs)
-    plan = _Plan(tuple(size), 1, False, float(inputs.scale), tuple((r.branch, r.mode) for r in inputs.relative))
-    queries = slice(row * size[1], (row + 1) * size[1])
-    base = _content(plan, q, k, queries)
-    return torch.stack([_branch_logits(plan, base, rel, v.shape[0], b, row, 1)[0] for b in range(v.shape[1])], dim=1)
+    """The logits (N, B, W, L) of the queries in image row ``row`` (the ones ``attend`` uses), at least fp32."""
+    dtype = compute_dtype(inputs)
+    with torch.autocast(inputs.value.device.type, enabled=False):
+        q, k, v, rel = _prepare(inputs, dtype)
+        plan = _Plan(tuple(size), 1, False, float(inputs.scale), tuple((r.branch, r.mode) for r in inputs.relative))
+        queries = slice(row * size[1], (row + 1) * size[1])
+        base = _content(plan, q, k, queries)
+        rows = [_branch_logits(plan, base, rel, v.shape[0], b, row, 1)[0] for b in range(v.shape[1])]
+    out = torch.stack(rows, dim=1)
+    return out.to(torch.promote_types(out.dtype, torch.float32))  # low precision: upcast for the softmax

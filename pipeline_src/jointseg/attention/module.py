@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from . import fused
 from . import terms as T
-from .base import FusedAttentionBlock
+from .base import FusedAttentionBlock, check_precision
 from .predictor import BRANCHES, RelativePredictor
 from .psamask import num_offsets
 
@@ -45,6 +45,7 @@ class JointAttention(FusedAttentionBlock):
         chunk: queries per chunk (rounded to whole image rows) of the fused path.
         checkpoint: recompute each chunk's logits in backward, so the peak memory is
             O(chunk * L); off: keep the probabilities (O(L^2), no recomputation).
+        precision: "fp32" (default: fp32 inside autocast too) | "autocast" (follow it); base.py.
     """
 
     def __init__(
@@ -60,8 +61,10 @@ class JointAttention(FusedAttentionBlock):
         chunk: int = 512,
         checkpoint: bool = True,
         variant: str = "custom",
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
+        self.precision = check_precision(precision)
         terms = tuple(terms)
         bad = [t for t in terms if t not in T.TERMS]
         if not terms or bad:
@@ -94,7 +97,7 @@ class JointAttention(FusedAttentionBlock):
     def extra_repr(self) -> str:
         return (
             f"variant={self.variant}, channels={self.channels}, size={self.size}, terms={self.terms}, "
-            f"branches={self.branches}, combine={self.combine}, e1_scale={self.e1_scale}"
+            f"branches={self.branches}, combine={self.combine}, e1_scale={self.e1_scale}, precision={self.precision}"
         )
 
     def gates(self) -> list[nn.Parameter]:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from . import fused
-from .base import FusedAttentionBlock
+from .base import FusedAttentionBlock, check_precision
 from .predictor import BRANCHES, RelativePredictor, conv_bn_relu
 
 
@@ -38,6 +38,7 @@ class PSABlock(FusedAttentionBlock):
         reduction: C_r = max(C // reduction, 1); semseg uses 4 (2048 -> 512).
         chunk: queries per chunk (rounded to whole image rows).
         checkpoint: recompute each chunk's logits in backward, so the peak memory is O(chunk * L).
+        precision: "fp32" (default: fp32 inside autocast too) | "autocast" (follow it); base.py.
     """
 
     def __init__(
@@ -49,8 +50,10 @@ class PSABlock(FusedAttentionBlock):
         chunk: int = 512,
         checkpoint: bool = True,
         variant: str = "pointwise",
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
+        self.precision = check_precision(precision)
         if not branches or any(b not in BRANCHES for b in branches):
             raise ValueError(f"branches must be a non-empty subset of {BRANCHES}, got {branches}")
         if int(reduction) < 1:
@@ -69,7 +72,7 @@ class PSABlock(FusedAttentionBlock):
     def extra_repr(self) -> str:
         return (
             f"variant={self.variant}, structure=psanet, channels={self.channels}, "
-            f"reduced={self.reduced_channels}, size={self.size}, branches={self.branches}"
+            f"reduced={self.reduced_channels}, size={self.size}, branches={self.branches}, precision={self.precision}"
         )
 
     def gates(self) -> list[nn.Parameter]:

@@ -6,7 +6,9 @@
 (``--output`` is still accepted for ``--out``.) Each case is preprocessed
 exactly as in training (``preprocess_file`` with the checkpoint's
 ``preprocess`` spec), segmented by sliding window (:mod:`.sliding_window`)
-and mapped back onto its original grid (``restore``). A case is one file, or
+and mapped back onto its original grid (``restore``), under the precision the
+checkpoint was trained with (``train.amp``; an fp16 checkpoint runs in fp32 off
+CUDA). A case is one file, or
 for checkpoints trained on nnU-Net data the channel files
 ``<case>_0000<ending>``, ``<case>_0001<ending>`` ... (:mod:`.inputs`; every
 channel normalised on its own, as in training). Outputs, written atomically:
@@ -119,7 +121,10 @@ def _predict(
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     model = model_from_checkpoint(ckpt, device)
     cfg_train = ckpt.get("config", {}).get("train", {})
-    precision = select_precision(device, cfg_train.get("amp", "auto"), cfg_train.get("channels_last", "auto"))
+    amp = cfg_train.get("amp", "auto")
+    if amp == "fp16" and device.type != "cuda":  # fp16 is a GPU's training choice: fp32 here
+        amp = "off"
+    precision = select_precision(device, amp, cfg_train.get("channels_last", "auto"))
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     roi = tuple(int(s) for s in ckpt["model_kwargs"]["input_size"])

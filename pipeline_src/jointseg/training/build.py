@@ -20,6 +20,10 @@ from .losses import build_loss
 from .schedule import build_optimizer, build_scheduler
 from .state import TrainState
 
+# fp16's GradScaler starts at PyTorch's default scale and halves it on every step whose
+# gradients overflow (that step is skipped), so a large network may skip its first few steps
+GRAD_SCALE_INIT = 2.0**16
+
 
 def model_kwargs(run_config: dict, manifest: dict) -> dict:
     """Arguments of ``build_model`` for this run (stored in every checkpoint)."""
@@ -116,7 +120,7 @@ def build(run_config: dict, out: Path, device: torch.device) -> Run:
         forward=compile_model(model) if tr["compile"] and device.type == "cuda" else model,
         optimizer=optimizer,
         scheduler=scheduler,
-        scaler=torch.amp.GradScaler(device.type) if precision.scaler else None,
+        scaler=torch.amp.GradScaler(device.type, init_scale=GRAD_SCALE_INIT) if precision.scaler else None,
         loss_fn=build_loss(tr["loss"]),
         batches=batches,
         n_parameters=count_parameters(model),

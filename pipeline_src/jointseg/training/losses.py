@@ -15,6 +15,10 @@ background and learns to under-segment; the Dice term is normalised per class
 and rewards overlap regardless of object size. Dice is computed over the whole
 batch (``batch=True``) and without the background class, so a crop without any
 foreground does not produce a degenerate per-image Dice.
+
+Both compute in fp32 whatever the logits' dtype (bf16 or fp16 under autocast):
+an fp16 loss overflows in backward, where the GradScaler's first scale (2^16)
+already exceeds fp16's largest value, so every such step would be skipped.
 """
 
 from __future__ import annotations
@@ -28,14 +32,14 @@ SMOOTH = 1e-5  # MONAI DiceLoss's smooth_nr and smooth_dr
 
 
 class CELoss(nn.Module):
-    """Plain softmax cross-entropy on ``(N, K, H, W)`` logits and ``(N, H, W)`` indices."""
+    """Plain softmax cross-entropy on ``(N, K, H, W)`` logits and ``(N, H, W)`` indices, in fp32."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ce = nn.CrossEntropyLoss()
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return self.ce(logits, target)
+        return self.ce(logits.float(), target)
 
 
 class CEDiceLoss(nn.Module):
@@ -46,8 +50,7 @@ class CEDiceLoss(nn.Module):
     """
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        # Dice in fp32 even under autocast: sums over a batch of probabilities in bf16 lose digits.
-        logits = logits.float()
+        logits = logits.float()  # sums over a batch of bf16 probabilities lose digits
         probs = torch.softmax(logits, dim=1)[:, 1:]
         truth = F.one_hot(target, logits.shape[1]).movedim(-1, 1)[:, 1:].to(probs.dtype)
         dims = (0, *range(2, probs.ndim))  # batch and space: one Dice per class
