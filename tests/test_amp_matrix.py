@@ -31,11 +31,11 @@ import csv
 import json
 import math
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import prepare_demo
 
 from jointseg.cli import main as cli_main
 from jointseg.config import BASELINE_ARCHS
@@ -45,7 +45,6 @@ from jointseg.training import build as build_module
 from jointseg.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "pipeline_src" / "jointseg" / "data" / "demo" / "isic"
 ENTRIES = [v for v in VARIANTS if v != "custom"] + list(BASELINE_ARCHS)
 PRECISIONS = ("bf16", "fp16")
 ITERATIONS = 3
@@ -55,14 +54,8 @@ RESULTS: list[tuple[str, str, str, float]] = []
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
-    """The demo ISIC phantoms prepared at 32x32, and a test folder of three of its test images."""
-    base = tmp_path_factory.mktemp("amp")
-    for archive in sorted(DEMO.glob("*.zip")):
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(base / "raw")
-    out = base / "prepared"
-    args = ["--format", "isic", "--source", str(base / "raw"), "--out", str(out), "--size", "32"]
-    assert cli_main(["prepare", *args]) == 0
+    """The demo ISIC phantoms prepared at 32x32, and a folder ``few`` of three of its test images."""
+    out = prepare_demo(tmp_path_factory.mktemp("amp"), ("demo_isic",)) / "prepared" / "demo_isic"
     (out / "few").mkdir()
     for image in sorted((out / "test" / "images").iterdir())[:3]:
         shutil.copy2(image, out / "few" / image.name)
@@ -101,7 +94,7 @@ def _train_settings(amp: str) -> dict:
 def _resolve_and_train(entry: str, amp: str, prepared: Path, out: Path) -> None:
     rc = out / "run_config.json"
     selection = ["--config", str(ROOT / "config" / "config.yaml"), "--dataset", "demo_isic", "--variant", entry]
-    settings = json.dumps(_train_settings(amp))
+    settings = json.dumps(_train_settings(amp))  # the demo config's model, 3 tiny fp16/bf16 iterations
     resolve = ["resolve", *selection, "--seed", "0", "--set", settings, "--prepared", str(prepared), "--out", str(rc)]
     assert cli_main(resolve) == 0
     assert cli_main(["train", "--run-config", str(rc), "--out", str(out), "--no-mlflow", "--no-progress"]) == 0

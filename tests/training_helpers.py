@@ -15,9 +15,9 @@ SIZE = 32
 THREADS = 1  # one thread: no OpenMP spin-waiting when the test machine is busy
 
 
-def prepare_demo(base: Path) -> Path:
+def prepare_demo(base: Path, datasets: tuple[str, ...] = ("demo_isic", "demo_msd")) -> Path:
     """Extract the embedded demo archives and ``jointseg prepare`` them at 32x32 under
-    ``base/data/prepared/{demo_isic,demo_msd}``; returns ``base/data``."""
+    ``base/data/prepared/<dataset>`` (both, or the ``datasets`` named); returns ``base/data``."""
     raw = base / "raw"
     for archive in sorted((DEMO / "isic").glob("*.zip")):
         with zipfile.ZipFile(archive) as zf:
@@ -26,6 +26,8 @@ def prepare_demo(base: Path) -> Path:
         tf.extractall(raw / "demo_msd", filter="data")
     data = base / "data"
     for name, fmt in (("demo_isic", "isic"), ("demo_msd", "msd")):
+        if name not in datasets:
+            continue
         rc = cli_main(
             [
                 "prepare",

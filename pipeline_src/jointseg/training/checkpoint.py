@@ -9,11 +9,19 @@ Layout (docs/design.md): ``model`` (state dict), ``model_kwargs`` (for
 
 Everything is stored as tensors and plain Python types so that checkpoints load
 with ``torch.load(weights_only=True)``: loading a checkpoint never executes code.
+
+``best.pt`` is a Snakemake output, which Snakemake deletes before it reruns the
+training (``--forcerun``, a changed param). The best weights therefore live in
+``best.kept.pt``, which no rule names, and ``best.pt`` is a hard link to it (a
+copy where the file system has no hard links): a rerun that resumes at the last
+step publishes the same best checkpoint again instead of the final weights.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +69,31 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+BEST = "best.pt"
+BEST_KEPT = "best.kept.pt"  # the training's own copy of the best checkpoint (no Snakemake output)
+
+
+def save_best(ckpt_dir: Path, payload: dict[str, Any]) -> Path:
+    """Save a new best checkpoint as ``best.kept.pt`` and publish it as ``best.pt``."""
+    save_checkpoint(ckpt_dir / BEST_KEPT, payload)
+    return publish_best(ckpt_dir)
+
+
+def publish_best(ckpt_dir: Path) -> Path | None:
+    """(Re)create ``best.pt`` from ``best.kept.pt`` (hard link, else copy); None without a kept copy."""
+    kept, best = ckpt_dir / BEST_KEPT, ckpt_dir / BEST
+    if not kept.is_file():
+        return None
+    with atomic_path(best) as tmp:
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(kept, tmp)
+        except OSError:  # no hard links here (some network or FUSE file systems)
+            shutil.copyfile(kept, tmp)
+    os.utime(best)  # now: a republished best.pt is not older than the inputs of its rerun
+    return best
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Output folder ``OUT`` (``results/<dataset>/<variant>/seed<k>``)::
 
     checkpoints/latest.pt   every ``train.checkpoint_every`` iterations (resume point)
-    checkpoints/best.pt     whenever the validation Dice improves (validation split only)
+    checkpoints/best.pt     whenever the validation Dice improves (validation split only); a hard
+                            link to best.kept.pt, which survives Snakemake's deletion of best.pt
     checkpoints/final.pt    after the last iteration
     history.csv             step,loss,lr,val_dice,seconds (rewritten atomically)
     train_done.json         written last: its presence means "finished"
@@ -210,8 +211,9 @@ def finish(run: Run, tracker, n_threads: int) -> dict:
     state, ckpt_dir, tr = run.state, run.ckpt_dir, run.config["train"]
     if state.step < run.iterations:  # nothing ran (already at the end) is fine; fewer is a bug
         raise RuntimeError(f"training stopped at {state.step} of {run.iterations} iterations")
-    if not (ckpt_dir / "best.pt").is_file():  # e.g. resumed after the last validation was lost
-        checkpoint.save_checkpoint(ckpt_dir / "best.pt", run.payload("best"))
+    # Snakemake deleted best.pt before a rerun: publish the kept best again, never the final weights
+    if not (ckpt_dir / checkpoint.BEST).is_file() and checkpoint.publish_best(ckpt_dir) is None:
+        checkpoint.save_best(ckpt_dir, run.payload("best"))  # a folder of an older version: no kept copy
     checkpoint.save_checkpoint(ckpt_dir / "final.pt", run.payload("final"))
     write_history(run.out / "history.csv", state.history)
     rc = run.config

@@ -18,7 +18,7 @@ from .build import Run
 from .schedule import load_scheduler_state
 from .state import TrainState, changed_keys, comparable
 
-CHECKPOINT_NAMES = ("best.pt", "final.pt", "latest.pt")
+CHECKPOINT_NAMES = ("best.pt", checkpoint.BEST_KEPT, "final.pt", "latest.pt")
 
 
 def finished(out: Path, iterations: int, restart: bool) -> dict | None:

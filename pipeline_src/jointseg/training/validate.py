@@ -34,5 +34,5 @@ def validate_run(run: Run) -> float:
     state.last_dice = dice
     if dice > state.best_dice:
         state.best_dice, state.best_step = dice, state.step
-        checkpoint.save_checkpoint(run.ckpt_dir / "best.pt", run.payload("best"))
+        checkpoint.save_best(run.ckpt_dir, run.payload("best"))
     return dice
