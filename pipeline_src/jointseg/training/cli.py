@@ -40,8 +40,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_run_config(args: argparse.Namespace) -> dict:
-    """The run config from ``--run-config`` or resolved from ``--config``."""
+    """The run config from ``--run-config`` or resolved from ``--config``.
+
+    ``--run-config`` is complete: options of the other way (``--set`` included) are
+    refused rather than silently ignored.
+    """
     if args.run_config:
+        given = {"--config": args.config, "--dataset": args.dataset, "--variant": args.variant}
+        given.update({"--seed": args.seed, "--set": args.overrides})
+        mixed = [flag for flag, value in given.items() if value is not None]
+        if mixed:
+            raise UserError(
+                f"{args.run_config}: {', '.join(mixed)} cannot be combined with --run-config, which holds the "
+                "complete settings; write a new one with 'jointseg resolve ... --set JSON --out FILE', "
+                "or train with --config/--dataset/--variant/--seed --set JSON"
+            )
         path = Path(args.run_config)
         if not path.is_file():
             raise UserError(f"{path}: run config not found; create it with 'jointseg resolve' or use --config")
