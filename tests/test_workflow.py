@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -117,53 +116,6 @@ def test_paper_dry_run_lists_every_job(workdir):
     # --configfile replaces the default config: no demo data set sneaks in.
     assert not any(w.get("dataset", "").startswith("demo") for _, w in planned_jobs(out))
     assert {w["variant"] for r, w in planned_jobs(out) if r == "train"} == {*paper["variants"], "unet"}
-
-
-def test_gpu_slots_give_concurrent_jobs_distinct_devices(tmp_path):
-    script = ROOT / "workflow" / "scripts" / "gpu_slot.py"
-    probe = [sys.executable, "-c", "import os, time; print(os.environ['CUDA_VISIBLE_DEVICES']); time.sleep(1.5)"]
-    env = {**os.environ, "JOINTSEG_GPUS": "0,1,2", "JOINTSEG_GPU_LOCK_DIR": str(tmp_path / "locks")}
-    for key in ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES"):
-        env.pop(key, None)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), "--gpus", "1", "--", *probe], env=env, stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(3)
-    ]
-    got = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
-    assert got == ["0", "1", "2"]
-    # Two GPUs per job out of three: a second job waits for the first to finish.
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), "--gpus", "2", "--", *probe], env=env, stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
-    pairs = [set(p.communicate(timeout=60)[0].strip().split(",")) for p in procs]
-    assert all(len(pair) == 2 for pair in pairs)
-    # Under Slurm the device list is Slurm's business: left untouched.
-    slurm = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--gpus",
-            "1",
-            "--",
-            sys.executable,
-            "-c",
-            "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))",
-        ],
-        env={**env, "SLURM_JOB_ID": "1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert slurm.stdout.strip() == "unset"
-    too_many = subprocess.run(
-        [sys.executable, str(script), "--gpus", "4", "--", "true"], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert too_many.returncode != 0 and "only 3 visible" in too_many.stderr
 
 
 def test_slurm_profile_is_valid_for_snakemake(workdir):

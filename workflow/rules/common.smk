@@ -186,6 +186,7 @@ if workflow.is_main_process:
 # --- resources ---------------------------------------------------------------
 # A run on this machine (not a cluster run, nor one of its jobs re-reading this file).
 LOCAL_RUN = workflow.local_exec and workflow.is_main_process
+# The GPUs this run may use: CUDA_VISIBLE_DEVICES (or a Slurm allocation) narrows the machine's.
 LOCAL_GPUS = visible_devices() if LOCAL_RUN else []
 
 
@@ -202,9 +203,9 @@ def _gpus_per_job() -> int:
 
 GPUS = _gpus_per_job()
 
-# A local run's `gpu` limit is the machine's device count (one job per device;
-# gpu_slot.py pins each job to its own), unless `--resources gpu=N` sets it.
-# Neither a profile nor this file limits a cluster run: each job asks the
+# A local run's `gpu` limit is the number of devices it may use (one job per
+# device; gpu_slot.py pins each job to its own), unless `--resources gpu=N` sets
+# it. Neither a profile nor this file limits a cluster run: each job asks the
 # scheduler for its own GPUs, so a login node's count must not cap them.
 if LOCAL_RUN and GPUS and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", max(len(LOCAL_GPUS), GPUS))
@@ -223,16 +224,13 @@ PREDICT_RESOURCES = dict(
 )
 TRAIN_THREADS = int(config["train"].get("threads") or 8)  # scaled down to --cores
 
-# On a machine with several GPUs, each concurrent GPU job gets its own device:
-# Snakemake only counts the `gpu` resource, it does not pin devices. Under
-# Slurm the wrapper leaves CUDA_VISIBLE_DEVICES (set by Slurm) alone.
-GPU_WRAP = (
-    # relative to the working directory: a param with the project's absolute path would
-    # make a moved or copied project rerun every GPU job
-    f"{PYTHON} {shlex.quote(os.path.relpath(SCRIPTS / 'gpu_slot.py'))} --gpus {GPUS} --"
-    if GPUS
-    else ""
-)
+# Every train and predict job runs through gpu_slot.py with its `gpu` resource
+# (`--gpus {resources.gpu}`): Snakemake counts GPUs but does not pin devices, and
+# the wrapper decides at run time whether and where to pin. The command text and
+# this param are the same on every machine (resources are no rerun trigger), so
+# moving a study between a CPU-only and a GPU machine reruns nothing. Relative to
+# the working directory: an absolute path would make a moved project rerun.
+GPU_SLOT = f"{PYTHON} {shlex.quote(os.path.relpath(SCRIPTS / 'gpu_slot.py'))}"
 
 
 def run_settings(wildcards) -> str:

@@ -52,9 +52,9 @@ rule train:
     params:
         jointseg=JOINTSEG,
         out=lambda wc, output: os.path.dirname(output.history),
-        gpu_wrap=GPU_WRAP,
+        gpu_slot=GPU_SLOT,
     shell:
-        "{params.gpu_wrap} {params.jointseg} train --run-config {input.run_config}"
+        "{params.gpu_slot} --gpus {resources.gpu} -- {params.jointseg} train --run-config {input.run_config}"
         " --out {params.out} > {log} 2>&1"
 
 
@@ -80,7 +80,7 @@ rule predict:
             (["--probabilities"] if config["predict"]["probabilities"] else [])
             + ["--overlap", str(config["predict"]["overlap"])]
         ),
-        gpu_wrap=GPU_WRAP,
+        gpu_slot=GPU_SLOT,
     shell:
-        "{params.gpu_wrap} {params.jointseg} predict --checkpoint {input.checkpoint}"
+        "{params.gpu_slot} --gpus {resources.gpu} -- {params.jointseg} predict --checkpoint {input.checkpoint}"
         " --input {params.images} --out {output} {params.options} > {log} 2>&1"
