@@ -26,15 +26,11 @@ softmax exactly. The peak memory is O(chunk * L) instead of O(L^2). With
 ``recompute=False`` the forward keeps the probabilities instead: O(L^2)
 memory, no recomputation.
 
-Precision: the function computes in ONE dtype, that of its inputs after
-:func:`attend` cast them: the autocast dtype inside an autocast region (where
-autocast would have cast the matmuls), else the value's dtype. It runs with
-autocast off, forward and backward, so the backward's recomputed logits see the
-same dtype as the forward's, and the reused ``out=`` buffers match it (autocast
-does not convert calls with ``out=``). The softmax of low-precision logits is
-taken in fp32, as autocast does. The attention blocks (base.py) call it on fp32
-inputs outside autocast by default (``precision="fp32"``), so the default path
-is plain fp32 whatever the network around them runs in.
+Precision: one dtype, autocast's inside an autocast region, else the value's;
+:func:`attend` casts the inputs to it and runs with autocast off, forward and
+backward, so the recomputed logits and the reused ``out=`` buffers (which
+autocast does not convert) match. Low-precision logits get an fp32 softmax, as
+under autocast. By default the blocks call it in fp32 outside autocast (base.py).
 """
 
 from __future__ import annotations
@@ -254,9 +250,10 @@ def compute_dtype(inputs: Inputs) -> torch.dtype:
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else inputs.value.dtype
 
 
-def _prepare(inputs: Inputs, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None, Tensor, list[Tensor]]:
-    """q, k, v and the flat [features, weight, ...] list of the relative terms: contiguous, in ``dtype``
-    (the casts are no-ops where a tensor already has it)."""
+def _prepare(inputs: Inputs) -> tuple[Tensor | None, Tensor | None, Tensor, list[Tensor]]:
+    """q, k, v and the flat [features, weight, ...] list of the relative terms: contiguous, in
+    :func:`compute_dtype` (the casts are no-ops where a tensor already has it)."""
+    dtype = compute_dtype(inputs)
     q, k = (None if t is None else t.to(dtype).contiguous() for t in (inputs.query, inputs.key))
     rel = [t.to(dtype).contiguous() for r in inputs.relative for t in (r.features, r.weight)]
     return q, k, inputs.value.to(dtype).contiguous(), rel
@@ -271,40 +268,32 @@ def attend(inputs: Inputs, size: tuple[int, int], chunk: int = 512, recompute: b
     """
     if any(r.mode not in MODES for r in inputs.relative):
         raise ValueError(f"relative modes must be in {MODES}")
-    dtype = compute_dtype(inputs)
-    with torch.autocast(inputs.value.device.type, enabled=False):
-        return _attend(inputs, dtype, size, chunk, recompute)
-
-
-def _attend(inputs: Inputs, dtype: torch.dtype, size: tuple[int, int], chunk: int, recompute: bool) -> Tensor:
-    v = inputs.value
-    if not inputs.relative and inputs.query.shape[-1] == v.shape[-1]:
-        # one head per branch, sharing q and k. The CPU flash kernel needs equal q/v
-        # widths and unit stride on the channel dim; otherwise SDPA silently falls
-        # back to the L x L math path (hence the fused function for unequal widths)
-        shape = (v.shape[0], v.shape[1], *inputs.query.shape[1:])
-        q, k = (t[:, None].to(dtype).contiguous().expand(shape) for t in (inputs.query, inputs.key))
-        return F.scaled_dot_product_attention(q, k, v.to(dtype).contiguous(), scale=inputs.scale)
-    q, k, v, rel = _prepare(inputs, dtype)
-    grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, *rel))
-    plan = _Plan(
-        tuple(size),
-        max(1, chunk // size[1]),
-        grads and not recompute,
-        float(inputs.scale),
-        tuple((r.branch, r.mode) for r in inputs.relative),
-    )
-    return _FusedAttention.apply(plan, q, k, v, *rel)
+    q, k, v, rel = _prepare(inputs)  # before autocast is switched off: it names the dtype
+    with torch.autocast(v.device.type, enabled=False):
+        if not rel and q.shape[-1] == v.shape[-1]:
+            # one head per branch, sharing q and k. The CPU flash kernel needs equal q/v
+            # widths and unit stride on the channel dim; otherwise SDPA silently falls
+            # back to the L x L math path (hence the fused function for unequal widths)
+            shape = (v.shape[0], v.shape[1], *q.shape[1:])
+            return F.scaled_dot_product_attention(
+                q[:, None].expand(shape), k[:, None].expand(shape), v, scale=inputs.scale
+            )
+        grads = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, *rel))
+        plan = _Plan(
+            tuple(size),
+            max(1, chunk // size[1]),
+            grads and not recompute,
+            float(inputs.scale),
+            tuple((r.branch, r.mode) for r in inputs.relative),
+        )
+        return _FusedAttention.apply(plan, q, k, v, *rel)
 
 
 def logits(inputs: Inputs, size: tuple[int, int], row: int) -> Tensor:
     """The logits (N, B, W, L) of the queries in image row ``row`` (the ones ``attend`` uses), at least fp32."""
-    dtype = compute_dtype(inputs)
-    with torch.autocast(inputs.value.device.type, enabled=False):
-        q, k, v, rel = _prepare(inputs, dtype)
-        plan = _Plan(tuple(size), 1, False, float(inputs.scale), tuple((r.branch, r.mode) for r in inputs.relative))
-        queries = slice(row * size[1], (row + 1) * size[1])
-        base = _content(plan, q, k, queries)
-        rows = [_branch_logits(plan, base, rel, v.shape[0], b, row, 1)[0] for b in range(v.shape[1])]
-    out = torch.stack(rows, dim=1)
+    plan = _Plan(tuple(size), 1, False, float(inputs.scale), tuple((r.branch, r.mode) for r in inputs.relative))
+    q, k, v, rel = _prepare(inputs)
+    with torch.autocast(v.device.type, enabled=False):
+        base = _content(plan, q, k, slice(row * size[1], (row + 1) * size[1]))
+        out = torch.stack([_branch_logits(plan, base, rel, v.shape[0], b, row, 1)[0] for b in range(v.shape[1])], 1)
     return out.to(torch.promote_types(out.dtype, torch.float32))  # low precision: upcast for the softmax
