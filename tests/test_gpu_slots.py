@@ -119,8 +119,11 @@ def test_two_visible_of_four_give_two_slots_and_concurrent_jobs_distinct_devices
     assert "busy with other jobs of this user; waiting" in waited
     assert c["start"] >= min(a["end"], b["end"])  # it ran only once a slot was free
     folder = Path(f"/tmp/jointseg-gpu-slots-{os.getuid()}")  # the per-user default, shared by both projects
-    assert {p.name for p in folder.glob(f"{four[0][:12]}*.lock")} == {f"{four[2]}.lock", f"{four[3]}.lock"}
+    locks = sorted(folder.glob(f"{four[0][:12]}*.lock"))  # this test's own (its UUIDs are unique)
+    assert [p.name for p in locks] == sorted([f"{four[2]}.lock", f"{four[3]}.lock"])
     assert folder.stat().st_uid == os.getuid() and folder.stat().st_mode & 0o077 == 0
+    for lock in locks:
+        lock.unlink()
 
 
 def test_slurm_allocation_of_the_requested_size_is_not_touched(tmp_path, monkeypatch):
