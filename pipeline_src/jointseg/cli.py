@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jointseg.training.cli", "train one (data set, variant, seed)"),
     "predict": ("jointseg.inference.predict", "segment images or NIfTI volumes with a checkpoint"),
     "evaluate": ("jointseg.evaluation.evaluate", "per-case metrics of a prediction folder against references"),
+    "attention-stats": (
+        "jointseg.evaluation.attention_stats",
+        "locality of one run's attention maps over test queries",
+    ),
     "aggregate": ("jointseg.reporting.aggregate", "summary tables, statistics and figures over all runs"),
     "headline-metrics": ("jointseg.reporting.headline", "headline means per data set x variant (dvc metrics)"),
     "track": ("jointseg.tracking.cli", "MLflow: open / close an invocation's parent run, log test metrics"),
