@@ -87,9 +87,9 @@ rule claims:
             labels={"table": "attention statistics (figure)"},
         ),
     log:
-        "logs/aggregate/claims.log",
+        "logs/claims/claims.log",
     benchmark:
-        "benchmarks/aggregate/claims.tsv"
+        "benchmarks/claims/claims.tsv"
     conda:
         "../envs/jointseg.yaml"
     params:
