@@ -194,8 +194,17 @@ def test_demo_study_end_to_end(demo):
     provenance = yaml.safe_load((demo / "results" / "demo" / "summary" / "provenance.json").read_text())
     assert set(provenance["data"]) == set(DEMO_DATASETS)
     assert len(provenance["runs"]) == 8
-    for rule in ("download", "prepare", "train", "predict", "evaluate", "aggregate"):
+    for rule in ("download", "prepare", "train", "predict", "evaluate", "aggregate", "attention_stats", "claims"):
         assert list((demo / "benchmarks" / rule).rglob("*.tsv")), f"no benchmark for {rule}"
+    # the claims: one verdict per claim, attention statistics of every variant with attention, in the report
+    summary_dir = demo / "results" / "demo" / "summary"
+    claims = pd.read_csv(summary_dir / "claims.csv")
+    assert len(claims) == 6 and set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    attention = pd.read_csv(summary_dir / "attention_stats.csv")
+    assert {(d, v) for d, v in zip(attention["dataset"], attention["variant"])} == {
+        (d, v) for d in DEMO_DATASETS for v in DEMO_VARIANTS if v != "none"
+    }
+    assert "\n## Claims\n" in (summary_dir / "report.md").read_text()
     # MLflow: the invocation's parent run is FINISHED and every training is nested under it,
     # with its test scores (named as in summary.csv) and no Snakemake marker as an artifact.
     from mlflow.tracking import MlflowClient
