@@ -158,7 +158,11 @@ def attention_stats(
     model = model_from_checkpoint(ckpt, device)
     if getattr(model, "attention", None) is None:
         raise UserError(f"{checkpoint}: this network has no attention block; attention statistics need one")
-    identity = {"dataset": run.get("dataset"), "variant": run.get("variant"), "seed": run.get("seed")}
+    identity = {k: run.get(k) for k in ("dataset", "variant", "seed")}
+    if None in identity.values():
+        raise UserError(
+            f"{checkpoint}: the checkpoint has no run config (dataset, variant, seed); use one from training"
+        )
     if not callable(getattr(model.attention, "attention_map", None)):
         print(
             f"jointseg attention-stats: note: {checkpoint}: its block has no positional map; no rows", file=sys.stderr

@@ -26,6 +26,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .attention_summary import LOCAL_WHEN
 from .balance import REQUIRED as BALANCE_REQUIRED
 from .stats import bootstrap_ci, holm, paired_wilcoxon
 
@@ -156,19 +157,11 @@ def _note_pairs(n: int) -> str:
 
 def locality_tests(attention: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The locality claim's tests from ``attention_stats.csv`` rows (Holm already over this family)."""
-    from .attention_summary import LOCAL_WHEN
-
-    rows = (
-        attention[(attention["variant"] == "pointwise") & attention["versus"].eq("self")]
-        if len(attention)
-        else attention
-    )
+    rows = attention[(attention["variant"] == "pointwise") & attention["versus"].eq("self")]
     if rows.empty:
-        present = set(attention["variant"]) if len(attention) else set()
-        missing = [v for v in ("pointwise", "self") if v not in present]
-        return pd.DataFrame(
-            columns=list(TEST_COLUMNS)
-        ), f"no attention statistics of {' and '.join(missing or ['both'])}"
+        missing = [v for v in ("pointwise", "self") if v not in set(attention["variant"])]
+        why = f"no attention statistics of {' and '.join(missing)}" if missing else "no paired queries"
+        return pd.DataFrame(columns=list(TEST_COLUMNS)), why
     tests = []
     for r in rows.itertuples(index=False):
         direction = LOCAL_WHEN[r.measure]

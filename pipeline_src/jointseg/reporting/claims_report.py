@@ -52,8 +52,13 @@ def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(r) + " |" for r in [head, align, *rows]] + [""]
 
 
-def claims_markdown(claims: pd.DataFrame, tests: pd.DataFrame, attention: pd.DataFrame, balance: pd.DataFrame) -> str:
-    """The text of ``claims.md``: the claims, the attention statistics, the balance, every test."""
+def claims_markdown(
+    claims: pd.DataFrame, tests: pd.DataFrame, attention: pd.DataFrame, balance: pd.DataFrame, unmeasured: list[str]
+) -> str:
+    """The text of ``claims.md``: the claims, the attention statistics, the balance, every test.
+
+    ``unmeasured``: attention variants of the study without statistics (no positional map).
+    """
     lines = ["# Claims", "", VERDICT_RULE, "", FILES_LINE, ""]
     lines += md_table(
         ["claim", "verdict", "deciding test", "effect [95 % CI]", "p (Holm)", "why"],
@@ -64,6 +69,8 @@ def claims_markdown(claims: pd.DataFrame, tests: pd.DataFrame, attention: pd.Dat
         ],
     )
     lines += ["## Attention statistics", "", ATTENTION_TEXT, ""]
+    if unmeasured:
+        lines += [f"Not measured (no positional attention map, or no run given): {', '.join(unmeasured)}.", ""]
     for ds, g in attention.groupby("dataset", sort=False):
         unit = next((u for u in g["unit"] if isinstance(u, str) and u), "")
         lines += [f"### {ds}", ""]
@@ -162,7 +169,8 @@ def write_claims(config: dict, metrics: list[str], attention_files: list[str], o
         write_csv(frame, out / f"{name}.csv")
         written.append(out / f"{name}.csv")
     written.append(attention_stats_figure(attention, datasets, out / "attention_stats.png"))
-    atomic_write_text(out / "claims.md", claims_markdown(claims, tests, attention, balance))
+    unmeasured = [v for v in config["variants"] if v != "none" and v not in set(attention["variant"])]
+    atomic_write_text(out / "claims.md", claims_markdown(claims, tests, attention, balance, unmeasured))
     written += [out / "claims.md", write_html(out / "claims.md", out / "claims.html")]
     return written
 
