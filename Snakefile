@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/claims.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -24,6 +25,7 @@ rule all:
     default_target: True
     input:
         SUMMARY_FILES,
+        CLAIMS_FILES,
         METRICS_JSON,
         PROVENANCE_JSON,
         pipeline_file("mlflow_test_metrics.done"),

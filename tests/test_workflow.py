@@ -24,10 +24,11 @@ DEMO_VARIANTS = ["none", "pointwise", "self", "joint"]
 RUN_RULES = ["resolve", "train", "predict", "evaluate"]
 
 
-def study_jobs(runs: int) -> dict[str, int]:
-    """The job counts of a study of two data sets and ``runs`` runs (each resolved, trained, predicted, evaluated)."""
-    once = {"aggregate": 1, "headline_metrics": 1, "provenance": 1, "test_metrics_to_mlflow": 1, "all": 1}
-    return {"download": 2, "prepare": 2, **{r: runs for r in RUN_RULES}, **once}
+def study_jobs(runs: int, attention_runs: int) -> dict[str, int]:
+    """The job counts of a study of two data sets and ``runs`` runs (each resolved, trained, predicted,
+    evaluated), ``attention_runs`` of them with an attention block (each also measured: attention_stats)."""
+    once = {"aggregate": 1, "claims": 1, "headline_metrics": 1, "provenance": 1, "test_metrics_to_mlflow": 1, "all": 1}
+    return {"download": 2, "prepare": 2, **{r: runs for r in RUN_RULES}, "attention_stats": attention_runs, **once}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_demo_dry_run_lists_every_job(workdir):
     ).stdout
     counts = job_counts(out)
     runs = len(DEMO_DATASETS) * len(DEMO_VARIANTS)
-    assert counts == study_jobs(runs)
+    assert counts == study_jobs(runs, runs - len(DEMO_DATASETS))  # every variant but `none`
     trained = {(w["dataset"], w["variant"], w["seed"]) for r, w in planned_jobs(out) if r == "train"}
     assert trained == {(d, v, "0") for d in DEMO_DATASETS for v in DEMO_VARIANTS}
     effective = yaml.safe_load((workdir / "results" / "demo" / ".pipeline" / "config.yaml").read_text())
@@ -112,7 +113,8 @@ def test_paper_dry_run_lists_every_job(workdir):
     assert paper["baselines"] == ["unet"] and paper["seeds"] == [0, 1, 2]
     runs = len(paper["datasets"]) * (len(paper["variants"]) + len(paper["baselines"])) * len(paper["seeds"])
     assert runs == 42
-    assert job_counts(out) == study_jobs(runs)
+    attention_runs = len(paper["datasets"]) * (len(paper["variants"]) - 1) * len(paper["seeds"])  # not `none`
+    assert job_counts(out) == study_jobs(runs, attention_runs)
     # --configfile replaces the default config: no demo data set sneaks in.
     assert not any(w.get("dataset", "").startswith("demo") for _, w in planned_jobs(out))
     assert {w["variant"] for r, w in planned_jobs(out) if r == "train"} == {*paper["variants"], "unet"}
@@ -144,8 +146,17 @@ def test_demo_study_end_to_end(demo):
     provenance = yaml.safe_load((demo / "results" / "demo" / "summary" / "provenance.json").read_text())
     assert set(provenance["data"]) == set(DEMO_DATASETS)
     assert len(provenance["runs"]) == 8
-    for rule in ("download", "prepare", "train", "predict", "evaluate", "aggregate"):
+    for rule in ("download", "prepare", "train", "predict", "evaluate", "aggregate", "attention_stats", "claims"):
         assert list((demo / "benchmarks" / rule).rglob("*.tsv")), f"no benchmark for {rule}"
+    # the claims: one verdict per claim, attention statistics of every variant with attention, in the report
+    summary_dir = demo / "results" / "demo" / "summary"
+    claims = pd.read_csv(summary_dir / "claims.csv")
+    assert len(claims) == 6 and set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    attention = pd.read_csv(summary_dir / "attention_stats.csv")
+    assert {(d, v) for d, v in zip(attention["dataset"], attention["variant"])} == {
+        (d, v) for d in DEMO_DATASETS for v in DEMO_VARIANTS if v != "none"
+    }
+    assert "\n## Claims\n" in (summary_dir / "report.md").read_text()
     # MLflow: the invocation's parent run is FINISHED and every training is nested under it,
     # with its test scores (named as in summary.csv) and no Snakemake marker as an artifact.
     from mlflow.tracking import MlflowClient
@@ -186,9 +197,10 @@ def test_changing_one_variant_reruns_only_that_variant(demo):
     done = snakemake(demo, "-n", "--config", "variant_overrides={self: {train: {iterations: 3}}}", timeout=300)
     jobs = planned_jobs(done.stdout)
     per_run = {(r, w["dataset"], w["variant"]) for r, w in jobs if "variant" in w}
-    assert per_run == {(r, d, "self") for r in RUN_RULES for d in DEMO_DATASETS}
+    assert per_run == {(r, d, "self") for r in (*RUN_RULES, "attention_stats") for d in DEMO_DATASETS}
     assert {r for r, w in jobs if "variant" not in w} == {
         "aggregate",
+        "claims",
         "headline_metrics",
         "provenance",
         "test_metrics_to_mlflow",

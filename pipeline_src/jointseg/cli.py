@@ -23,7 +23,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jointseg.training.cli", "train one (data set, variant, seed)"),
     "predict": ("jointseg.inference.predict", "segment images or NIfTI volumes with a checkpoint"),
     "evaluate": ("jointseg.evaluation.evaluate", "per-case metrics of a prediction folder against references"),
+    "attention-stats": (
+        "jointseg.evaluation.attention_stats",
+        "locality of one run's attention maps over test queries",
+    ),
     "aggregate": ("jointseg.reporting.aggregate", "summary tables, statistics and figures over all runs"),
+    "claims": ("jointseg.reporting.claims_report", "attention statistics, balance and the verdict on each paper claim"),
     "headline-metrics": ("jointseg.reporting.headline", "headline means per data set x variant (dvc metrics)"),
     "track": ("jointseg.tracking.cli", "MLflow: open / close an invocation's parent run, log test metrics"),
     "provenance": ("jointseg.provenance", "code commit, package versions, data hashes and run settings as JSON"),

@@ -30,6 +30,7 @@ rule aggregate:
         manifests=[prepared_path(ds, "manifest.json") for ds in DATASETS],
         checkpoints=expand(EVAL_CHECKPOINT, **FIGURE_RUNS),
         predictions=expand(run_file("predictions"), **FIGURE_RUNS),
+        sections=CLAIMS_SECTIONS,  # claims.smk: appended to report.md
     # The Snakemake report shows HTML and images inline, any other file as a
     # download link: the tables people read are the two HTML pages; the CSVs
     # are there for download.
@@ -103,7 +104,7 @@ rule aggregate:
         " --histories {input.histories} --manifests {input.manifests}"
         " --test-images {params.test_images} --test-labels {params.test_labels}"
         " --checkpoints {input.checkpoints} --predictions {input.predictions}"
-        " --no-mlflow > {log} 2>&1"
+        " --sections {input.sections} --no-mlflow > {log} 2>&1"
 
 
 rule headline_metrics:

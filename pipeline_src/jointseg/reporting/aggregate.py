@@ -25,6 +25,9 @@ what it is in its own data (see :mod:`.collect`). Outputs under ``--out``:
     ``summary.md`` and ``report.md`` as self-contained HTML pages (figures embedded), which the
     Snakemake report shows inline.
 
+``--sections FILE ...`` (e.g. ``claims.md`` of ``jointseg claims``) are appended to
+``report.md``, their headings one level down.
+
 Every file is written atomically with fixed number formatting and sorted
 rows, so identical inputs give byte-identical outputs.
 """
@@ -32,11 +35,13 @@ rows, so identical inputs give byte-identical outputs.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import load_config
-from ..io_utils import atomic_write_text
+from ..io_utils import UserError, atomic_write_text
 from . import collect, summary, tables
 from .collect import StudyInputs
 from .dvc_plots import write_plot_tables
@@ -46,7 +51,12 @@ from .report import report_markdown, write_html
 
 
 def aggregate(
-    config: dict, inputs: StudyInputs, out: Path, figures: bool = True, config_path: str | None = None
+    config: dict,
+    inputs: StudyInputs,
+    out: Path,
+    figures: bool = True,
+    config_path: str | None = None,
+    sections: Sequence[Path] = (),
 ) -> list[Path]:
     """Write every summary output; returns the files written."""
     df = summary.add_derived(inputs.metrics)
@@ -85,7 +95,8 @@ def aggregate(
         report,
         report_markdown(
             config, config_path, inputs.manifest_paths, out, datasets, recipe_md, tables_md, figure_paths, notes
-        ),
+        )
+        + "".join("\n" + re.sub(r"(?m)^#", "##", Path(s).read_text()) for s in sections),
     )
     # HTML pages of the two Markdown files: the Snakemake report shows HTML inline.
     pages = [write_html(written[2], out / "summary.html"), write_html(report, out / "report.html")]
@@ -153,6 +164,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="prediction folder of each checkpoint, in the order of --checkpoints",
     )
+    parser.add_argument(
+        "--sections", nargs="*", default=[], metavar="FILE", help="Markdown files appended to report.md (claims.md)"
+    )
     parser.add_argument("--no-figures", action="store_true", help="tables and statistics only")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log the summary to the MLflow parent run")
 
@@ -171,7 +185,11 @@ def main(args: argparse.Namespace) -> int:
         args.checkpoints,
         args.predictions,
     )
-    written = aggregate(config, inputs, out, figures=not args.no_figures, config_path=args.config)
+    for section in args.sections:
+        if not Path(section).is_file():
+            raise UserError(f"{section}: report section not found; run `jointseg claims` first")
+    sections = [Path(s) for s in args.sections]
+    written = aggregate(config, inputs, out, figures=not args.no_figures, config_path=args.config, sections=sections)
     if not args.no_mlflow:
         log_to_mlflow(out, config)
     print(f"jointseg aggregate: wrote {len(written)} files to {out}")

@@ -28,7 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io_utils import UserError, atomic_path
+from ..io_utils import atomic_path
+
+# loading lives below the stages (models/), so that inference and evaluation share it; re-exported here
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: F401
 
 
 def rng_state() -> dict[str, Any]:
@@ -95,36 +98,3 @@ def publish_best(ckpt_dir: Path) -> Path | None:
     os.utime(best)  # now: a republished best.pt is not older than the inputs of its rerun
     return best
 
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only``: no code runs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found; train first ('jointseg train') or fix the path")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means: not a usable checkpoint
-        raise UserError(
-            f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc}); the file is "
-            "truncated or not a jointseg checkpoint - retrain or restore it"
-        ) from None
-    missing = (
-        [k for k in ("model", "model_kwargs", "preprocess") if k not in ckpt] if isinstance(ckpt, dict) else ["model"]
-    )
-    if missing:
-        raise UserError(
-            f"{path}: not a jointseg checkpoint (missing {missing}); use a file from "
-            "results/<dataset>/<variant>/seed<k>/checkpoints/"
-        )
-    return ckpt
-
-
-def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device | str = "cpu") -> torch.nn.Module:
-    """Rebuild the network of ``ckpt`` with ``build_model(**model_kwargs)`` and load its weights."""
-    from ..models import build_model
-
-    kwargs = dict(ckpt["model_kwargs"])
-    kwargs["input_size"] = tuple(kwargs["input_size"])
-    model = build_model(**kwargs)
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval()
