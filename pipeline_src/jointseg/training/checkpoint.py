@@ -97,4 +97,3 @@ def publish_best(ckpt_dir: Path) -> Path | None:
             shutil.copyfile(kept, tmp)
     os.utime(best)  # now: a republished best.pt is not older than the inputs of its rerun
     return best
-
