@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("jointseg.evaluation.evaluate", "per-case metrics of a prediction folder against references"),
     "aggregate": ("jointseg.reporting.aggregate", "summary tables, statistics and figures over all runs"),
     "headline-metrics": ("jointseg.reporting.headline", "headline means per data set x variant (dvc metrics)"),
+    "dvc-template": ("jointseg.reporting.dvc_plots", "write the offline HTML template of `dvc plots show`"),
     "track": ("jointseg.tracking.cli", "MLflow: open / close an invocation's parent run, log test metrics"),
     "provenance": ("jointseg.provenance", "code commit, package versions, data hashes and run settings as JSON"),
 }
