@@ -18,6 +18,7 @@ from tracking_helpers import artifact_paths, module_store, run_config
 
 from jointseg import tracking
 from jointseg.cli import main as cli_main
+from jointseg.tracking import views
 from jointseg.tracking.results import PARENT_METRICS_MAX
 
 LABELS = {"0": "background", "1": "anterior", "2": "posterior"}
@@ -97,6 +98,9 @@ def test_child_carries_every_summary_score_named_after_its_columns(mlflow_store,
         expected[f"test_{column}_mean"] = (mine.loc[1, column] + mine.loc[2, column]) / 2
     assert {k: v for k, v in metrics.items() if k.startswith("test_")} == pytest.approx(expected)
     assert "test_hd95_penalised_mean" in metrics and "test_assd_pct_posterior" in metrics
+    # its colour: the variant's place in the study (summary order none, joint), as in the figures
+    tags = tracking.client(mlflow_store).get_run(tracker.run_id).data.tags
+    assert tags["mlflow.runColor"] == views.TAB10[1]
 
 
 def test_summary_for_another_run_is_refused(mlflow_store, tmp_path, capsys):
@@ -127,6 +131,9 @@ def test_parent_keeps_at_most_40_headline_metrics_and_the_table(mlflow_store, tm
     summary.mkdir()
     table = summary_rows([f"v{i}" for i in range(n_variants)], ("demo_isic", "demo_msd"))
     table.to_csv(summary / "summary.csv", index=False)
+    prepared, sha = prepared_folder(tmp_path / "prepared")  # provenance.json names each prepared set
+    provenance = {"data": {"demo_msd": {"manifest_sha256": sha, "prepared_dir": str(prepared)}}}
+    (summary / "provenance.json").write_text(json.dumps(provenance))
     tracking.finish_parent("FINISHED", config, summary, run_id=parent)
 
     c = tracking.client(mlflow_store)
@@ -142,6 +149,8 @@ def test_parent_keeps_at_most_40_headline_metrics_and_the_table(mlflow_store, tm
     assert {"path": "summary_table.json", "type": "table"} in logged
     shown = c.load_table(c.get_run(parent).info.experiment_id, "summary_table.json", [parent])
     assert len(shown) == len(table) and list(shown.columns[:4]) == ["dataset", "variant", "seed", "class"]
+    # the parent's Dataset column: the study's prepared data sets
+    assert [(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs] == [("demo_msd", sha[:32])]
 
 
 def test_runs_say_what_they_trained_on_and_where_they_came_from(mlflow_store, tmp_path, monkeypatch):
@@ -167,3 +176,9 @@ def test_runs_say_what_they_trained_on_and_where_they_came_from(mlflow_store, tm
     assert c.get_run(parent).data.tags["mlflow.source.name"].startswith("snakemake")
     experiment = c.get_experiment(child.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    # the shared view the README links to: training runs only, grouped by data set, one chart per run
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{views.VIEW_KEY}"])
+    assert view["searchFilter"] == "tags.`jointseg.kind` = 'training'"
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "dataset"}]
+    link = views.training_view_link(experiment.experiment_id)
+    assert f"viewStateShareKey={views.VIEW_KEY}" in link and "workflowType=machine_learning" in link

@@ -12,8 +12,8 @@ also cleans up after invocations that died (``kill -9``, a lost login node):
 
 ``jointseg track finish`` logs the summary (a few headline seed means as metrics,
 ``summary.csv`` as a table MLflow shows, the summary folder as artifacts) and
-closes the run. The experiment is tagged as model training, so that the MLflow UI
-opens it on its runs (not on the GenAI overview).
+closes the run. What the MLflow UI opens on (the experiment's kind, a shared view of
+the training runs, run colours, the parent's data sets): :mod:`.views`.
 """
 
 from __future__ import annotations
@@ -39,11 +39,10 @@ from .store import (
     retry,
     tracking_enabled,
 )
+from .views import RUN_COLOUR_TAG, log_parent_datasets, tag_experiment, variant_colour
 
 RESULTS_TAG = "jointseg.results_dir"
 CONTINUED_TAG = "jointseg.continued_by"
-# The MLflow UI opens an experiment of this kind on its Runs tab (GenAI experiments: the overview).
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 RUN_TABLE = "summary_table.json"  # summary.csv as an MLflow table artifact (the artifact view shows it)
 
 
@@ -70,8 +69,7 @@ def start_parent(config: dict, results_dir: str | Path | None = None, owner_pid:
     """
     c = client(_uri(config))
     exp_id = get_or_create_experiment(c, experiment_name(config["study"]))
-    for key, value in EXPERIMENT_KIND.items():
-        retry(c.set_experiment_tag, exp_id, key, value)
+    tag_experiment(c, exp_id)
     results = str(Path(results_dir or config["results_dir"]).resolve())
     tags = {
         KIND_TAG: "pipeline",
@@ -147,6 +145,7 @@ def finish_parent(
             table = Path(summary) / "summary.csv"
             log_batch(c, run_id, metrics=headline_means(table, config))
             retry(c.log_table, run_id, read_table(table), RUN_TABLE)
+            log_parent_datasets(c, run_id, Path(summary) / "provenance.json")
             upload(c, run_id, summary, "summary")
         for path in artifacts:
             upload(c, run_id, path)
@@ -207,5 +206,10 @@ def log_test_metrics(
         )
         return None
     uri = tracking_uri or _uri(settings)
-    log_batch(client(uri), run_id, metrics=scores)
+    tags = {}
+    if summary_csv is not None:  # the study's variant order is the summary's row order
+        variants = list(dict.fromkeys(read_table(summary_csv)["variant"].astype(str)))
+        variant = str(read_table(metrics_csv)["variant"].iloc[0])
+        tags = {RUN_COLOUR_TAG: variant_colour(variants, variant)} if variant in variants else {}
+    log_batch(client(uri), run_id, metrics=scores, tags=tags)
     return run_id
