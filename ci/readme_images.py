@@ -4,8 +4,9 @@
 
 Headless Chromium (ci/chromium/install_chromium.sh) opens, as a person would:
 the Snakemake report's start page, summary.html inline in it, the learning curves in
-its figure pane, the MLflow UI (`mlflow server` on 127.0.0.1) on the experiment's runs,
-its chart view comparing the training runs and the compare page, and the
+its figure pane, the MLflow UI (`mlflow server` on 127.0.0.1): the shared view of the
+training runs (table and chart view, the link the README gives), the parent's per-run
+table, the compare page of four runs; and the
 `dvc plots show` page, each with every host lookup failing (nothing is fetched).
 """
 
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the browser helpers the screenshot tests use
 
 from browser_helpers import chromium, clicks, find_or_install, with_script  # noqa: E402
+
+from jointseg.tracking.views import training_view_link  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SUMMARY_LABEL = "summary: mean ± std [95% CI], p (Holm), recipe"
@@ -76,20 +79,19 @@ def mlflow_images(browser: str, out: Path, work: Path) -> None:
                 break
             except OSError:
                 time.sleep(1)
-        training = urllib.parse.quote("tags.`jointseg.kind` = 'training'")
-        # MLflow 3.17 opens an experiment as GenAI unless the sidebar's "Model training" was
-        # chosen in this browser or the link says so (workflowType; README, "Tracking")
-        ml = "workflowType=machine_learning"
+        parent = client.search_runs([experiment], "tags.`jointseg.kind` = 'pipeline'", max_results=1)[0].info.run_id
+        shared = training_view_link(experiment, base)  # the link the README gives
         views = {
-            "mlflow_experiment.png": f"{base}/#/experiments/{experiment}/runs?{ml}",
-            "mlflow_chart_view.png": f"{base}/#/experiments/{experiment}/runs?{ml}&searchFilter={training}"
-            "&compareRunsMode=CHART",
+            "mlflow_runs.png": shared.replace("compareRunsMode=CHART", "compareRunsMode=TABLE"),
+            "mlflow_chart_view.png": shared,
+            "mlflow_parent_table.png": f"{base}/#/experiments/{experiment}/runs/{parent}/artifacts/summary_table.json"
+            "?workflowType=machine_learning",
             "mlflow_compare_test_dice.png": f"{base}/#/compare-runs?runs="
             + urllib.parse.quote(json.dumps([r.info.run_id for r in children[:4]]))
             + f"&experiments={urllib.parse.quote(json.dumps([experiment]))}",
         }
         for name, url in views.items():
-            chromium(browser, url, screenshot=out / name, size=(1440, 1000), budget_ms=20000)
+            chromium(browser, url, screenshot=out / name, size=(1600, 1000), budget_ms=20000)
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -17,7 +17,7 @@ from jointseg.cli import main as cli_main
 from jointseg.config import load_config
 from jointseg.evaluation.evaluate import COLUMNS, write_metrics
 from jointseg.models import build_model
-from jointseg.reporting import figures
+from jointseg.reporting import figures, figures_curves
 from jointseg.training.build import model_kwargs
 
 
@@ -211,7 +211,7 @@ def test_learning_curves_have_a_panel_per_variant_a_smoothed_loss_and_markers(tm
         drawn["fig"] = fig
         return Path(path)
 
-    monkeypatch.setattr(figures, "save_figure", keep)
+    monkeypatch.setattr(figures_curves, "save_figure", keep)
     steps = np.arange(1, 201)
     loss = pd.Series(1 / np.sqrt(steps) + 0.05 * np.sin(steps))
     histories = {  # identical curves for both variants: drawn on top of each other, one would vanish
@@ -219,7 +219,7 @@ def test_learning_curves_have_a_panel_per_variant_a_smoothed_loss_and_markers(tm
         for v in ("joint", "self")
         for s in (0, 1)
     }
-    figures.learning_curves(histories, "toy", tmp_path / "curves.png")
+    figures_curves.learning_curves(histories, "toy", tmp_path / "curves.png")
     fig = drawn["fig"]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["joint", "self", "seed 0", "seed 1", "other variants"]
@@ -232,7 +232,7 @@ def test_learning_curves_have_a_panel_per_variant_a_smoothed_loss_and_markers(tm
         raw, ema = own[0::2], own[1::2]  # per seed: the raw trace, then its moving average
         assert len(raw) == len(ema) == 2
         assert all(ln.get_alpha() < 0.5 for ln in raw) and all(ln.get_alpha() is None for ln in ema)
-        np.testing.assert_allclose(ema[0].get_ydata(), figures.smoothed(loss, len(loss)))
+        np.testing.assert_allclose(ema[0].get_ydata(), figures_curves.smoothed(loss, len(loss)))
         assert ema[0].get_ydata()[-1] != pytest.approx(loss.iloc[-1], abs=1e-3)  # smoothed, not the raw trace
         assert raw[0].get_linestyle() != raw[1].get_linestyle()  # seed 0 and seed 1
         others = [ln for ln in ax.get_lines() if ln not in own]

@@ -59,7 +59,7 @@ def qualitative_cases(df: pd.DataFrame, ds: str, variants: list[str], n: int) ->
 
 
 def _learning_curves(inputs: StudyInputs, ds: str, variants: list[str], path: Path) -> tuple[list, list]:
-    from .figures import learning_curves
+    from .figures_curves import learning_curves
 
     histories = {
         (v, s): inputs.histories[(d, w, s)]

@@ -28,7 +28,7 @@ from ..io_utils import UserError
 from .artifacts import upload
 from .child import KIND_TAG, PARENT_ENV, PARENT_TAG, parent_run_id, provenance_tags, source_tags, warn
 from .owner import owner_gone, owner_tags
-from .results import headline_means, read_table, run_id_of, run_scores, run_settings
+from .results import parent_metrics, read_table, run_id_of, run_scores, run_settings
 from .store import (
     client,
     experiment_name,
@@ -129,7 +129,7 @@ def finish_parent(
     """Log the summary and ``artifacts`` to the parent run and close it with ``status``.
 
     ``summary``: the summary folder; if it holds ``summary.csv``, its headline seed means
-    become metrics (:func:`.results.headline_means`, at most 40), the whole table the table
+    become metrics (:func:`.results.parent_metrics`, at most 40), the whole table the table
     artifact :data:`RUN_TABLE`, and the folder (tables, figures; no Snakemake marker files)
     the artifact ``summary/``. Returns the run id.
     """
@@ -143,7 +143,7 @@ def finish_parent(
     try:
         if summary is not None and (Path(summary) / "summary.csv").is_file():
             table = Path(summary) / "summary.csv"
-            log_batch(c, run_id, metrics=headline_means(table, config))
+            log_batch(c, run_id, metrics=parent_metrics(table, config))
             retry(c.log_table, run_id, read_table(table), RUN_TABLE)
             log_parent_datasets(c, run_id, Path(summary) / "provenance.json")
             upload(c, run_id, summary, "summary")

@@ -10,7 +10,7 @@ run and class) a class's value is that row's; from a run's ``metrics.csv`` it is
 the mean over test cases (NaN excluded: a distance is undefined when exactly one
 mask is empty). ``_mean`` is the unweighted mean of the class values, as a
 paper's "mean Dice" over structures. The parent run gets a few headline
-``<dataset>/<variant>/test_<metric>_mean`` seed means (:func:`headline_means`).
+``<dataset>/<variant>/test_<metric>_mean`` seed means (:func:`parent_metrics`).
 Undefined (NaN) values are not logged.
 """
 
@@ -131,7 +131,7 @@ def seed_means(summary_csv: str | Path, config: dict | None) -> dict[str, float]
     return out
 
 
-def headline_means(summary_csv: str | Path, config: dict | None) -> dict[str, float]:
+def parent_metrics(summary_csv: str | Path, config: dict | None) -> dict[str, float]:
     """The parent run's metrics: ``<dataset>/<variant>/test_<metric>_mean`` seed means for the
     metrics of :data:`HEADLINE_ORDER`, as many whole metrics as keep the total within
     :data:`PARENT_METRICS_MAX` (Dice always; then HD95, IoU, ASSD). Every other number is in
