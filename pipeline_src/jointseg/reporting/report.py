@@ -64,7 +64,7 @@ def report_markdown(
         recipe_md,
         "## Files",
         "",
-        "In the summary folder; the Snakemake report lists each under *Tables*.",
+        "In the summary folder (the Snakemake report offers the CSVs and these pages under *Tables*).",
         "",
         "- [summary.csv](summary.csv): per data set, variant, seed and class (with parameter counts)",
         "- [stats.csv](stats.csv): pooled over seeds, bootstrap CIs, Wilcoxon tests, Holm-adjusted p",
