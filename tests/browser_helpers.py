@@ -135,3 +135,14 @@ def ink(png: Path, box: tuple[int, int, int, int] | None = None) -> float:
     with Image.open(png) as im:
         grey = np.asarray((im.crop(box) if box else im).convert("L"), dtype=float)
     return float((grey < 200).mean())
+
+
+def colour(png: Path, box: tuple[int, int, int, int] | None = None) -> float:
+    """Fraction of pixels (in ``box``) in a saturated colour (channels more than 80 apart):
+    the curves of a figure, not text or grey lines."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(png) as im:
+        rgb = np.asarray((im.crop(box) if box else im).convert("RGB"), dtype=float)
+    return float(((rgb.max(axis=-1) - rgb.min(axis=-1)) > 80).mean())
