@@ -13,7 +13,12 @@ $(BIN)/jointseg: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-setup: $(BIN)/jointseg
+# The offline page template of `dvc plots show` (.dvc/config: plots.html_template),
+# with vega, vega-lite and vega-embed inlined from the pinned package.
+.dvc/plots_page.html: $(BIN)/jointseg
+	$(BIN)/python -m jointseg dvc-template --out $@
+
+setup: $(BIN)/jointseg .dvc/plots_page.html
 
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --resources gpu=1

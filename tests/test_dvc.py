@@ -22,7 +22,7 @@ import pytest
 import yaml
 from workflow_helpers import DVC_FILES, QUICK_TRAIN, ROOT, VENV_BIN, planned_jobs, project_copy, run, snakemake
 
-from jointseg.config import run_names, validate_config
+from jointseg.config import validate_config
 from jointseg.reporting.dvc_plots import write_plot_tables
 from jointseg.reporting.headline import headline_means
 
@@ -103,6 +103,7 @@ def test_dvc_config_as_shipped():
     assert "remote = local" in config
     assert "url = ~/.cache/jointseg/dvc-remote" in config  # the same folder for every clone on the machine
     assert "type = copy" in config  # never a link that would carry a new timestamp
+    assert "html_template = plots_page.html" in config  # the offline page (.dvc/plots_page.html)
 
 
 @pytest.mark.parametrize("dvc_file, study", [("dvc.yaml", "demo"), (PAPER_FILE, "paper")])
@@ -116,13 +117,17 @@ def test_stage_items_and_plots_match_the_study_config(dvc_file, study):
     assert config["study"] == study
     assert item["raw"] == [f"data/raw/{ds}" for ds in config["datasets"]]
     assert item["summary"] == f"results/{study}/summary"
-    plots = {
-        Path(next(iter(p))).name: next(iter(p.values())) for p in yaml.safe_load((ROOT / dvc_file).read_text())["plots"]
-    }
+    definitions = yaml.safe_load((ROOT / dvc_file).read_text())
+    if study == "paper":  # a study that has not run must not make `dvc plots/metrics show` fail
+        assert "plots" not in definitions and "metrics" not in definitions
+        return
+    plots = {Path(next(iter(p))).name: next(iter(p.values())) for p in definitions["plots"]}
     assert set(plots) == {f"{ds}_{kind}.csv" for ds in config["datasets"] for kind in ("learning_curves", "test_dice")}
     for ds in config["datasets"]:
-        assert plots[f"{ds}_learning_curves.csv"]["y"] == run_names(config)
-        assert (plots[f"{ds}_learning_curves.csv"]["x"], plots[f"{ds}_test_dice.csv"]["y"]) == ("step", "variant")
+        curves, dice = plots[f"{ds}_learning_curves.csv"], plots[f"{ds}_test_dice.csv"]
+        assert (curves["template"], curves["x"], curves["y"]) == ("lines_by_variant", "step", "val_dice")
+        assert (dice["template"], dice["x"], dice["y"]) == ("bars_by_variant", "dice", "variant")
+    assert definitions["metrics"] == [f"results/{study}/summary/metrics.json"]
 
 
 def test_bare_repro_covers_the_demo_only(tmp_path, home):
@@ -166,7 +171,8 @@ def test_plot_tables_average_seeds_per_variant(tmp_path):
     )
     written = write_plot_tables(histories, metrics, ["ds"], ["b", "a"], tmp_path)
     assert [p.name for p in written] == ["ds_learning_curves.csv", "ds_test_dice.csv"]
-    assert (tmp_path / "ds_learning_curves.csv").read_text() == "step,b,a\n2,nan,0.3\n4,0.5,0.6\n"
+    # long: one row per variant and validated step (none where no seed of the variant validated)
+    assert (tmp_path / "ds_learning_curves.csv").read_text() == "step,variant,val_dice\n4,b,0.5\n2,a,0.3\n4,a,0.6\n"
     assert (tmp_path / "ds_test_dice.csv").read_text() == "variant,dice\nb,0.6\na,0.3\n"
     assert headline_means(metrics)["ds"]["a"]["dice"] == pytest.approx(0.3)
 
@@ -216,10 +222,12 @@ def test_plots_show_renders_the_summary_tables(reproduced, home, tmp_path):
     headline = json.loads((reproduced / "results" / "demo" / "summary" / "metrics.json").read_text())
     for ds in ("demo_isic", "demo_msd"):
         curves = pd.read_csv(plots_dir / f"{ds}_learning_curves.csv", dtype=str)
-        assert list(curves.columns) == ["step", "none", "pointwise", "self", "joint"]
-        values = specs[f"results_demo_summary_plots_{ds}_learning_curves_csv"]["data"]["values"]
-        drawn = {(v["step"], v["field"], v["dvc_inferred_y_value"]) for v in values}
-        assert drawn == {(r["step"], col, r[col]) for _, r in curves.iterrows() for col in curves.columns[1:]}
+        assert list(curves.columns) == ["step", "variant", "val_dice"]
+        assert list(dict.fromkeys(curves["variant"])) == ["none", "pointwise", "self", "joint"]
+        spec = specs[f"results_demo_summary_plots_{ds}_learning_curves_csv"]
+        drawn = {(v["step"], v["variant"], v["val_dice"]) for v in spec["data"]["values"]}
+        assert drawn == set(zip(curves["step"], curves["variant"], curves["val_dice"]))
+        assert spec["encoding"]["color"]["field"] == "variant"  # variants told apart by colour
         dice = pd.read_csv(plots_dir / f"{ds}_test_dice.csv", dtype=str)
         values = specs[f"results_demo_summary_plots_{ds}_test_dice_csv"]["data"]["values"]
         assert {(v["variant"], v["dice"]) for v in values} == set(zip(dice["variant"], dice["dice"]))

@@ -17,7 +17,7 @@ from jointseg.cli import main as cli_main
 from jointseg.config import load_config
 from jointseg.evaluation.evaluate import COLUMNS, write_metrics
 from jointseg.models import build_model
-from jointseg.reporting import figures
+from jointseg.reporting import figures, figures_curves
 from jointseg.training.build import model_kwargs
 
 
@@ -178,13 +178,18 @@ def _figures(tmp_path: Path, with_3d: bool) -> None:
     assert cli_main(fake_full_tree(tmp_path, with_3d)) == 0
     out = tmp_path / "summary"
     datasets = ("toy2d", "toy3d") if with_3d else ("toy2d",)
+    attention = [v for v in VARIANTS if v != "none"]  # every toy variant has an attention block
     for ds in datasets:
-        for kind in ("boxplots", "learning_curves", "qualitative", "attention"):
+        for kind in ("boxplots", "learning_curves", "qualitative", *(f"attention_{v}" for v in attention)):
             _assert_image(out / "figures" / f"{ds}_{kind}.png")
     report = (out / "report.md").read_text()
-    assert f"figures/{datasets[-1]}_attention.png" in report and "Not produced" not in report
-    with Image.open(out / "figures" / "toy2d_attention.png") as im:
+    assert f"figures/{datasets[-1]}_attention_joint.png" in report and "Not produced" not in report
+    with Image.open(out / "figures" / "toy2d_attention_joint.png") as im:
         assert "Software" not in im.info  # metadata stripped for stable bytes
+    # every figure readable whole in a 1000-px window (the report's image pane does not scroll up)
+    for png in (out / "figures").glob("*.png"):
+        with Image.open(png) as im:
+            assert im.size[1] <= figures.MAX_HEIGHT_IN * figures.DPI, (png.name, im.size)
 
 
 def test_figures_are_drawn_2d(tmp_path):
@@ -196,27 +201,42 @@ def test_figures_are_drawn_2d_and_3d(tmp_path):
     _figures(tmp_path, with_3d=True)
 
 
-def test_learning_curves_have_a_legend_a_colour_per_variant_and_a_style_per_seed(tmp_path, monkeypatch):
+def test_learning_curves_have_a_panel_per_variant_a_smoothed_loss_and_markers(tmp_path, monkeypatch):
+    """Variants whose curves coincide stay visible: each has its own panels (loss above,
+    validation Dice below), with the raw loss faint under its EMA, and a marker per
+    validation; one colour per variant, one line style per seed, a legend saying which."""
     drawn = {}
 
     def keep(fig, path):
         drawn["fig"] = fig
         return Path(path)
 
-    monkeypatch.setattr(figures, "save_figure", keep)
-    steps = np.arange(0, 60, 10)
-    histories = {
-        (v, s): pd.DataFrame({"step": steps, "loss": 1 / (1 + steps + s), "val_dice": 0.5 + steps / 200})
+    monkeypatch.setattr(figures_curves, "save_figure", keep)
+    steps = np.arange(1, 201)
+    loss = pd.Series(1 / np.sqrt(steps) + 0.05 * np.sin(steps))
+    histories = {  # identical curves for both variants: drawn on top of each other, one would vanish
+        (v, s): pd.DataFrame({"step": steps, "loss": loss, "val_dice": np.where(steps % 50 == 0, 0.5 + s / 10, np.nan)})
         for v in ("joint", "self")
         for s in (0, 1)
     }
-    figures.learning_curves(histories, "toy", tmp_path / "curves.png")
+    figures_curves.learning_curves(histories, "toy", tmp_path / "curves.png")
     fig = drawn["fig"]
-    legend = fig.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == ["joint", "self", "seed 0", "seed 1"]
-    lines = fig.axes[0].get_lines()  # loss panel, in the order of `histories`
-    assert len(lines) == 4
-    colours = [line.get_color() for line in lines]
-    styles = [line.get_linestyle() for line in lines]
-    assert colours[0] == colours[1] != colours[2] == colours[3]  # joint, joint, self, self
-    assert styles[0] == styles[2] != styles[1] == styles[3]  # seed 0, seed 1 alternate
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["joint", "self", "seed 0", "seed 1", "other variants"]
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert list(panels) == ["joint", "self"]
+    colour = {v: panels[v].title.get_color() for v in panels}
+    assert colour["joint"] != colour["self"]
+    for variant, ax in panels.items():
+        own = [ln for ln in ax.get_lines() if ln.get_color() == colour[variant]]
+        raw, ema = own[0::2], own[1::2]  # per seed: the raw trace, then its moving average
+        assert len(raw) == len(ema) == 2
+        assert all(ln.get_alpha() < 0.5 for ln in raw) and all(ln.get_alpha() is None for ln in ema)
+        np.testing.assert_allclose(ema[0].get_ydata(), figures_curves.smoothed(loss, len(loss)))
+        assert ema[0].get_ydata()[-1] != pytest.approx(loss.iloc[-1], abs=1e-3)  # smoothed, not the raw trace
+        assert raw[0].get_linestyle() != raw[1].get_linestyle()  # seed 0 and seed 1
+        others = [ln for ln in ax.get_lines() if ln not in own]
+        assert len(others) == 2  # the other variant's two seeds, grey, for comparison
+    dice_axes = [ax for ax in fig.axes if ax.get_ylabel() == "validation Dice" or ax.get_xlabel() == "iteration"]
+    marked = [ln for ax in dice_axes for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert len(marked) == 4 and all(len(ln.get_xdata()) == 4 for ln in marked)  # 4 validations per seed

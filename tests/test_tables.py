@@ -71,24 +71,34 @@ def test_markdown_score_row_has_cells_raw_and_holm_p_and_parameters(tables):
     assert align[0].startswith(":") and all(a.endswith(":") for a in align[1:])  # numbers right-aligned
 
 
-def test_markdown_distance_policy_table_for_a_pixel_data_set(tables):
+def test_markdown_distance_policy_tables_for_a_pixel_data_set(tables):
+    """Two metrics per table (narrow enough for the report's pane): penalised, then % of the diagonal."""
     md, _ = tables
-    header = cells(next(ln for ln in md.splitlines() if "HD95 penalised" in ln))
-    assert header[2::2][:4] == ["HD95 penalised", "ASSD penalised", "HD95 % diag.", "ASSD % diag."]
+    penalised = cells(next(ln for ln in md.splitlines() if "HD95 penalised" in ln))
+    percent = cells(next(ln for ln in md.splitlines() if "HD95 % diag." in ln))
+    assert penalised[2::2][:2] == ["HD95 penalised", "ASSD penalised"]
+    assert percent[2::2][:2] == ["HD95 % diag.", "ASSD % diag."]
+    heads = [cells(ln) for ln in md.splitlines() if ln.startswith("| variant")]
+    assert all(len(h) == 2 + 2 * 2 + 2 for h in heads)  # variant, parameters, 2 x (value, p), n, NaN dist.
     # penalised HD95 of pointwise: per case [100, (150 + 4)/2, 5, 6, 7, 8] -> mean 33.83
-    rows = rows_of(md, "pointwise")
-    assert len(rows) == 2 and rows[1][2].startswith("33.83 ± ")
+    rows = rows_of(md, "pointwise")  # overlap, distances, penalised, % diag.
+    assert len(rows) == 4 and rows[2][2].startswith("33.83 ± ")
 
 
 def test_markdown_states_the_training_recipe(tables):
+    """What every run shares on one line; a table of what differs (here: augmentation of `self`)."""
     md, _ = tables
     recipe = md.split("## Training recipe", 1)[1].split("## toy2d", 1)[0]
+    shared = next(ln for ln in recipe.splitlines() if ln.startswith("Every run: "))
+    for setting in ("loss ce", "scheduler constant", "lr 0.0005", "betas (0.9, 0.99)", "batch 4", "iterations 100"):
+        assert setting in shared, setting
+    assert "checkpoint final" in shared
     rows = {ln.split(" | ")[1]: ln for ln in recipe.splitlines() if ln.startswith("| toy2d")}
     assert set(rows) == {"pointwise", "self", "joint"}
-    assert "| ce | constant | 0.0005 | (0.9, 0.99) | 4 | 100 |" in rows["joint"]
-    assert "| on (" in rows["joint"] and "rotate 15" in rows["joint"] and rows["joint"].endswith("| final |")
-    assert "| off |" in rows["self"]  # variant_overrides switched augmentation off for `self`
+    assert "| on (" in rows["joint"] and "rotate 15" in rows["joint"]
+    assert rows["self"].endswith("| off |")  # variant_overrides switched augmentation off for `self`
     assert f"| {unet_parameters('self'):,} |" in rows["self"]
+    assert "| loss |" not in recipe  # shared settings are not repeated per row
 
 
 def test_latex_tables(tables):

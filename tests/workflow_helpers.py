@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jointseg.reporting.dvc_plots import write_page_template
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
@@ -28,7 +30,16 @@ VENV_BIN = Path(sys.executable).parent
 QUICK_TRAIN = {"iterations": 2, "val_every": 2, "checkpoint_every": 2, "batch_size": 2}
 
 # What DVC needs besides the workflow: its stage files and settings.
-DVC_FILES = ("dvc.yaml", "studies/paper/dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
+DVC_FILES = (
+    "dvc.yaml",
+    "studies/paper/dvc.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvc/plots/lines_by_variant.json",
+    ".dvc/plots/bars_by_variant.json",
+)
 
 
 def project_copy(
@@ -59,6 +70,7 @@ def project_copy(
         for name in DVC_FILES:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
+        write_page_template(dest / ".dvc" / "plots_page.html")  # what `make setup` writes
     if train or edit:
         path = dest / "config" / "config.yaml"
         config = yaml.safe_load(path.read_text())

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "aggregate": ("jointseg.reporting.aggregate", "summary tables, statistics and figures over all runs"),
     "claims": ("jointseg.reporting.claims_report", "attention statistics, balance and the verdict on each paper claim"),
     "headline-metrics": ("jointseg.reporting.headline", "headline means per data set x variant (dvc metrics)"),
+    "dvc-template": ("jointseg.reporting.dvc_plots", "write the offline HTML template of `dvc plots show`"),
     "track": ("jointseg.tracking.cli", "MLflow: open / close an invocation's parent run, log test metrics"),
     "provenance": ("jointseg.provenance", "code commit, package versions, data hashes and run settings as JSON"),
 }

@@ -24,13 +24,15 @@ rule evaluate:
 
 
 rule test_metrics_to_mlflow:
-    """Every run's test metrics onto its MLflow child run (one process for the study).
+    """Every run's test scores onto its MLflow child run (one process for the study):
+    its rows of summary.csv, so that a child carries every score the summary has.
 
-    MLflow is a view of metrics.csv: a tracking failure is a warning (exit 0), and
-    the marker below only records that this set of metrics files was offered.
+    MLflow is a view of the summary: a tracking failure is a warning (exit 0), and
+    the marker below only records that this set of files was offered.
     """
     input:
-        all_runs(run_file("metrics.csv")),
+        metrics=all_runs(run_file("metrics.csv")),
+        summary=summary_file("summary.csv"),
     output:
         pipeline_file("mlflow_test_metrics.done"),
     log:
@@ -41,5 +43,5 @@ rule test_metrics_to_mlflow:
         jointseg=JOINTSEG,
         config=EFFECTIVE_CONFIG,
     shell:
-        "{params.jointseg} track metrics --metrics {input} --config {params.config} > {log} 2>&1"
-        " && touch {output}"
+        "{params.jointseg} track metrics --metrics {input.metrics} --summary {input.summary}"
+        " --config {params.config} > {log} 2>&1 && touch {output}"

@@ -1,35 +1,50 @@
-"""Plain CSV tables under ``<summary>/plots/`` for ``dvc plots show`` (the top-level ``plots:`` of dvc.yaml).
+"""What ``dvc plots show`` draws: plain CSV tables under ``<summary>/plots/``, and the offline page.
 
-Per data set:
+Per data set (the top-level ``plots:`` of dvc.yaml):
 
 ``<ds>_learning_curves.csv``
-    wide: ``step`` and one column per variant holding the validation Dice at
-    that step, averaged over the seeds that validated there (empty where no
-    seed of the variant did). DVC draws one line per y column, so one line per
-    variant.
+    long: ``step,variant,val_dice``, the validation Dice at each step where a
+    seed of the variant validated, averaged over those seeds. The template
+    ``.dvc/plots/lines_by_variant.json`` draws one line per variant, told apart
+    by colour (revisions by dash), with a point at each validation.
 ``<ds>_test_dice.csv``
     ``variant,dice``: test Dice per variant, the same number as ``metrics.json``
     (:func:`.headline.headline_means`: per run the mean over cases and classes,
-    then the mean over seeds).
+    then the mean over seeds); ``.dvc/plots/bars_by_variant.json``, one colour per variant.
 
 Rows follow the study's order (variants as in the config, steps ascending) and
 numbers have a fixed format, so identical inputs give byte-identical files.
+
+The page: DVC's default HTML loads vega, vega-lite and vega-embed from a CDN, so it
+is blank on a machine without internet (clusters). :func:`write_page_template`
+writes the HTML template ``.dvc/config`` names (``plots.html_template``), with the
+three libraries inlined from the pinned package ``django-js-lib-vega-embed`` (it
+ships their original builds: vega 5.33, vega-lite 5.23, vega-embed 6.29, and needs
+no Django to be read); ``make setup`` runs ``jointseg dvc-template``.
 """
 
 from __future__ import annotations
 
+import argparse
+from importlib.resources import files
 from pathlib import Path
 
 import pandas as pd
 
+from ..io_utils import UserError, atomic_write_text
 from .collect import RunKey
 from .headline import headline_means
 from .tables import write_csv
 
+CURVE_COLUMNS = ["step", "variant", "val_dice"]
+# the three libraries, in load order, as the package ships them
+VEGA_SCRIPTS = ("vega5.js", "vega-lite5.js", "vega-embed6.js")
+VEGA_PACKAGE = "js_lib_vega_embed"  # import name of django-js-lib-vega-embed (its JS files only are read)
+
 
 def learning_curve_table(histories: dict[RunKey, pd.DataFrame], dataset: str, variants: list[str]) -> pd.DataFrame:
-    """``step`` plus one column per variant: the seed-mean validation Dice at each validated step."""
-    columns: dict[str, pd.Series] = {}
+    """``step,variant,val_dice``: each variant's seed-mean validation Dice at its validated steps."""
+    parts = []
     for variant in variants:
         runs = [
             h[["step", "val_dice"]].dropna()
@@ -38,12 +53,11 @@ def learning_curve_table(histories: dict[RunKey, pd.DataFrame], dataset: str, va
         ]
         runs = [r for r in runs if not r.empty]
         if runs:
-            columns[variant] = pd.concat(runs).groupby("step")["val_dice"].mean()
-    if not columns:
-        return pd.DataFrame(columns=["step"])
-    table = pd.DataFrame(columns).sort_index()
-    table.index = table.index.astype(int)
-    return table.rename_axis("step").reset_index()
+            mean = pd.concat(runs).groupby("step")["val_dice"].mean().sort_index()
+            parts.append(pd.DataFrame({"step": mean.index.astype(int), "variant": variant, "val_dice": mean.values}))
+    if not parts:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[CURVE_COLUMNS]
 
 
 def dice_table(metrics: pd.DataFrame, dataset: str, variants: list[str]) -> pd.DataFrame:
@@ -65,3 +79,64 @@ def write_plot_tables(
         write_csv(dice_table(metrics, ds, variants), dice)
         written += [curves, dice]
     return written
+
+
+# --------------------------------------------------------------------------- the offline page
+PAGE = """<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+{{refresh_tag}}
+<title>DVC plots (jointseg)</title>
+<!-- vega, vega-lite, vega-embed inlined from django-js-lib-vega-embed: the page needs no network -->
+{scripts}
+<style>
+body {{font-family: sans-serif; margin: 1em}}
+body > div {{display: inline-block; vertical-align: top; margin: 0 1.5em 1.5em 0}}
+</style>
+</head>
+<body>
+{{plot_divs}}
+</body>
+</html>
+"""
+
+
+def vega_scripts() -> str:
+    """The three ``<script>`` elements with the libraries' code inline."""
+    folder = files(VEGA_PACKAGE).joinpath("static", VEGA_PACKAGE)
+    blocks = []
+    for name in VEGA_SCRIPTS:
+        code = (
+            folder.joinpath(name).read_text(encoding="utf-8").replace("</script", "<\\/script")
+        )  # would end the element
+        blocks.append(f"<script>/* {name} */\n{code}\n</script>")
+    return "\n".join(blocks)
+
+
+def write_page_template(out: str | Path) -> Path:
+    """Write the HTML template for ``dvc plots show`` (``{plot_divs}`` is DVC's placeholder; the page
+    has no ``{scripts}`` one, so DVC adds no CDN script)."""
+    text = PAGE.format(scripts=vega_scripts())
+    for placeholder in ("{scripts}", "{plot_divs}", "{refresh_tag}"):
+        if text.count(placeholder) != (0 if placeholder == "{scripts}" else 1):
+            raise UserError(f"{out}: the inlined libraries contain DVC's placeholder {placeholder}; not written")
+    atomic_write_text(out, text)
+    return Path(out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``jointseg dvc-template``."""
+    parser.add_argument(
+        "--out", default=".dvc/plots_page.html", help="the template .dvc/config names (default: %(default)s)"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``jointseg dvc-template``."""
+    try:
+        path = write_page_template(args.out)
+    except ModuleNotFoundError:
+        raise UserError(f"package {VEGA_PACKAGE} not installed: pip install django-js-lib-vega-embed") from None
+    print(f"jointseg dvc-template: wrote {path}")
+    return 0

@@ -2,8 +2,9 @@
 
 Per data set: ``<ds>_boxplots.png`` (per-case metrics), ``<ds>_learning_curves.png``
 (the given ``history.csv`` files), ``<ds>_qualitative.png`` (test cases, the
-prediction folders given with the checkpoints) and ``<ds>_attention.png`` (the
-given checkpoints' attention maps). Where several seeds of a variant have a
+prediction folders given with the checkpoints) and ``<ds>_attention_<variant>.png``
+(each attention variant's maps, from its checkpoint: one figure per variant keeps
+every figure short enough to read whole). Where several seeds of a variant have a
 checkpoint, the smallest seed is shown.
 """
 
@@ -58,7 +59,7 @@ def qualitative_cases(df: pd.DataFrame, ds: str, variants: list[str], n: int) ->
 
 
 def _learning_curves(inputs: StudyInputs, ds: str, variants: list[str], path: Path) -> tuple[list, list]:
-    from .figures import learning_curves
+    from .figures_curves import learning_curves
 
     histories = {
         (v, s): inputs.histories[(d, w, s)]
@@ -115,7 +116,7 @@ def _attention(
     reference: str,
     runs: dict,
     n_queries: int,
-    path: Path,
+    fig_dir: Path,
 ) -> tuple[list, list]:
     from ..data.preprocess import preprocess_file
     from ..training.checkpoint import load_checkpoint, model_from_checkpoint
@@ -145,9 +146,12 @@ def _attention(
     array, _ = preprocess_file(image, chooser[2]["preprocess"])
     size = tuple(chooser[2]["model_kwargs"]["input_size"])
     x, fg = attention_inputs(chooser[1], array, size)
-    entries = [{"variant": v, "model": m, "x": x, "foreground": fg} for v, m, _ in loaded]
-    drawn = attention_figure(entries, f"{ds} ({image.name})", n_queries, path)
-    return ([drawn] if drawn is not None else []), []
+    drawn = []
+    for v, model, _ in loaded:
+        entry = {"variant": v, "model": model, "x": x, "foreground": fg}
+        figure = attention_figure([entry], f"{ds}, {v} ({image.name})", n_queries, fig_dir / f"{ds}_attention_{v}.png")
+        drawn += [figure] if figure is not None else []
+    return drawn, []
 
 
 def make_figures(
@@ -182,9 +186,7 @@ def make_figures(
         parts = [_learning_curves(inputs, ds, ds_variants, fig_dir / f"{ds}_learning_curves.png")]
         if inputs.checkpoints:
             parts.append(_qualitative(inputs, df, ds, ds_variants, runs, n_cases, fig_dir / f"{ds}_qualitative.png"))
-            parts.append(
-                _attention(inputs, df, ds, ds_variants, reference, runs, n_queries, fig_dir / f"{ds}_attention.png")
-            )
+            parts.append(_attention(inputs, df, ds, ds_variants, reference, runs, n_queries, fig_dir))
         for files, why in parts:
             written += files
             notes += why

@@ -1,5 +1,5 @@
-"""Figures of the summary: box plots, learning curves, qualitative grids (attention maps:
-:mod:`.figures_attention`).
+"""Figures of the summary: box plots and qualitative grids (learning curves:
+:mod:`.figures_curves`; attention maps: :mod:`.figures_attention`).
 
 Every figure is drawn with matplotlib's Agg backend and saved as PNG with the
 metadata stripped (no "Software" / date chunk), atomically, so two runs on the
@@ -26,12 +26,26 @@ from ..paths import IMAGE_SUFFIXES, find_case_file  # noqa: E402
 
 BOX_METRICS: tuple[str, ...] = ("dice", "iou", "hd95", "assd")
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95", "assd": "ASSD"}
+DISTANCE_BOXES = ("hd95", "assd")  # box panels whose undefined values are counted under each box
 # class index -> overlay colour (index 0 transparent)
 LABEL_COLOURS = ["#00000000", "#32d74b", "#0a84ff", "#ff375f", "#ffd60a", "#bf5af2", "#ff9f0a"]
 SEED_STYLES = ["-", "--", ":", "-."]  # one line style per seed, cycled
+# Every figure fits a 1000-px browser window whole (the Snakemake report's image pane does not
+# scroll up to a tall figure's top): at most MAX_HEIGHT_IN inches at DPI dots per inch.
+DPI = 110
+MAX_HEIGHT_IN = 8.0
+LOSS_HALF_LIFE = 0.025  # the smoothed loss: EMA with a half-life of this fraction of the run's steps
+MARKER_MAX_POINTS = 40  # validation curves with at most this many points get a marker per point
+PANELS_PER_ROW = 4  # learning curves: one column per variant, wrapped after this many
 
 
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+def fit_height(n_rows: int, row_in: float, extra_in: float = 0.5) -> float:
+    """Figure height in inches for ``n_rows`` rows of ``row_in`` plus ``extra_in`` (titles),
+    shrunk so that the whole figure stays within :data:`MAX_HEIGHT_IN`."""
+    return min(n_rows * row_in + extra_in, MAX_HEIGHT_IN)
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = DPI) -> Path:
     """Save ``fig`` as PNG atomically with metadata stripped (stable bytes), then close it."""
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -51,13 +65,16 @@ def boxplots(
 ) -> Path:
     """One row of box plots per class, one panel per metric, one box per variant.
 
-    ``per_case`` has columns ``variant, class, dice, iou, hd95, assd`` (per-case
-    values pooled over seeds); NaN distances are left out and their count is
-    shown under the box.
+    ``per_case`` has columns ``variant, class, dice, iou, hd95, assd`` (each test
+    case's value averaged over seeds); undefined (NaN) distances are left out of
+    the HD95 and ASSD boxes, and every box of those panels says how many under it.
     """
     classes = sorted(per_case["class"].unique())
     fig, axes = plt.subplots(
-        len(classes), len(BOX_METRICS), squeeze=False, figsize=(3.2 * len(BOX_METRICS), 2.8 * len(classes) + 0.4)
+        len(classes),
+        len(BOX_METRICS),
+        squeeze=False,
+        figsize=(3.2 * len(BOX_METRICS), fit_height(len(classes), 2.8, 0.4)),
     )
     for r, k in enumerate(classes):
         sub = per_case[per_case["class"] == k]
@@ -69,7 +86,7 @@ def boxplots(
                 finite = vals[~np.isnan(vals)]
                 data.append(finite)
                 n_nan = int(np.isnan(vals).sum())
-                labels.append(v if n_nan == 0 else f"{v}\n({n_nan} NaN)")
+                labels.append(f"{v}\n({n_nan} NaN)" if metric in DISTANCE_BOXES else v)
             ax.boxplot(
                 [d if d.size else [np.nan] for d in data],
                 showmeans=True,
@@ -78,46 +95,12 @@ def boxplots(
                 meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "black"},
             )
             ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize=8)
-            unit_txt = f" ({unit})" if metric in ("hd95", "assd") else ""
+            unit_txt = f" ({unit})" if metric in DISTANCE_BOXES else ""
             ax.set_title(f"{METRIC_LABELS[metric]}{unit_txt}", fontsize=10)
             if c == 0:
                 ax.set_ylabel(f"class {k}: {class_names.get(k, k)}", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"{dataset}: per-case metrics (test set, mean over seeds per case)", fontsize=11)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-# --------------------------------------------------------------------------- learning curves
-def learning_curves(histories: dict[tuple[str, int], pd.DataFrame], dataset: str, path: str | Path) -> Path:
-    """Training loss and validation Dice against iteration.
-
-    One colour per variant, one line style per seed, and a legend saying which is which.
-    ``histories`` maps ``(variant, seed)`` to a ``history.csv`` table (``step``, ``loss``, ``val_dice``).
-    """
-    from matplotlib.lines import Line2D
-
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 3.6))
-    variants = list(dict.fromkeys(v for v, _ in histories))
-    seeds = sorted({s for _, s in histories})
-    cmap = plt.get_cmap("tab10")
-    colour = {v: cmap(i % 10) for i, v in enumerate(variants)}
-    style = {s: SEED_STYLES[i % len(SEED_STYLES)] for i, s in enumerate(seeds)}
-    for (variant, seed), hist in histories.items():
-        if "loss" in hist:
-            h = hist[["step", "loss"]].dropna()
-            ax_loss.plot(h["step"], h["loss"], color=colour[variant], ls=style[seed], lw=1, alpha=0.85)
-        if "val_dice" in hist:
-            h = hist[["step", "val_dice"]].dropna()
-            ax_dice.plot(h["step"], h["val_dice"], color=colour[variant], ls=style[seed], lw=1.2, marker="o", ms=3)
-    ax_loss.set(xlabel="iteration", ylabel="training loss", title="loss")
-    ax_dice.set(xlabel="iteration", ylabel="validation Dice", title="validation Dice")
-    for ax in (ax_loss, ax_dice):
-        ax.grid(alpha=0.3)
-    handles = [Line2D([], [], color=colour[v], lw=2, label=v) for v in variants]
-    handles += [Line2D([], [], color="0.3", ls=style[s], lw=1.2, label=f"seed {s}") for s in seeds]
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    fig.suptitle(f"{dataset}: learning curves", fontsize=11)
+    fig.suptitle(f"{dataset}: per-case test metrics (each case averaged over seeds)", fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -227,7 +210,7 @@ def qualitative_grid(
     if not rows:
         return None
     n_cols = 2 + len(predictions)
-    fig, axes = plt.subplots(len(rows), n_cols, squeeze=False, figsize=(2.2 * n_cols, 2.3 * len(rows) + 0.3))
+    fig, axes = plt.subplots(len(rows), n_cols, squeeze=False, figsize=(2.2 * n_cols, fit_height(len(rows), 2.3, 0.3)))
     for r, (title, case, image, ref, pred_arrays) in enumerate(rows):
         _overlay(axes[r][0], image, None)
         axes[r][0].set_ylabel(title, fontsize=8)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .figures import plt, save_figure, to_display
+from .figures import fit_height, plt, save_figure, to_display
 
 
 def query_points(grid: tuple[int, int], foreground: np.ndarray | None, n: int) -> list[tuple[int, int]]:
@@ -117,7 +117,9 @@ def attention_figure(entries: list[dict], dataset: str, n_queries: int, path: st
     if not panels:
         return None
     n_cols = max(len(r) for _, _, r, _ in panels)
-    fig, axes = plt.subplots(len(panels), n_cols, squeeze=False, figsize=(2.4 * n_cols, 2.4 * len(panels) + 0.4))
+    fig, axes = plt.subplots(
+        len(panels), n_cols, squeeze=False, figsize=(2.4 * n_cols, fit_height(len(panels), 2.4, 0.6))
+    )
     for r, (label, image, row, grid) in enumerate(panels):
         for c in range(n_cols):
             ax = axes[r][c]

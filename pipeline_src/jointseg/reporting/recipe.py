@@ -85,7 +85,17 @@ def recipe_markdown(
     variants: list[str],
     checkpoint: str,
 ) -> str:
-    """A Markdown section: one row per data set and variant (seeds share the recipe)."""
+    """A Markdown section: the settings every run shares on one line, then a table of the ones that
+    differ, one row per data set and variant (seeds share the recipe). Compact, so that it fits the
+    Snakemake report's pane."""
+    first = {}
+    for key in sorted(run_configs, key=lambda k: k[2]):
+        first.setdefault(key[:2], run_configs[key])
+    runs = [(ds, v) for ds in datasets for v in variants if (ds, v) in first]
+    rows = {run: recipe(first[run], checkpoint) for run in runs}
+    titles = list(next(iter(rows.values()), {}))
+    shared = [t for t in titles if len({r[t] for r in rows.values()}) == 1]
+    varying = [t for t in titles if t not in shared]
     lines = [
         "## Training recipe",
         "",
@@ -93,25 +103,12 @@ def recipe_markdown(
         f"`{checkpoint}.pt`; parameters counted with the network built as in training.",
         "",
     ]
-    header = [
-        "data set",
-        "variant",
-        "parameters",
-        "network",
-        "attention",
-        "input",
-        *(t for _, t in RECIPE_KEYS),
-        "augmentation",
-        "checkpoint",
-    ]
+    if shared:
+        first_row = next(iter(rows.values()))
+        lines += ["Every run: " + "; ".join(f"{t} {first_row[t]}" for t in shared) + ".", ""]
+    header = ["data set", "variant", "parameters", *varying]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    first = {}
-    for key in sorted(run_configs, key=lambda k: k[2]):
-        first.setdefault(key[:2], run_configs[key])
-    for ds in datasets:
-        for v in variants:
-            if (ds, v) not in first:
-                continue
-            row = recipe(first[(ds, v)], checkpoint)
-            lines.append("| " + " | ".join([ds, v, f"{n_params[(ds, v)]:,}", *row.values()]) + " |")
+    for ds, v in runs:
+        cells = [ds, v, f"{n_params[(ds, v)]:,}", *(rows[(ds, v)][t] for t in varying)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

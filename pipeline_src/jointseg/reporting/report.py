@@ -64,6 +64,8 @@ def report_markdown(
         recipe_md,
         "## Files",
         "",
+        "In the summary folder (the Snakemake report offers the CSVs and these pages under *Tables*).",
+        "",
         "- [summary.csv](summary.csv): per data set, variant, seed and class (with parameter counts)",
         "- [stats.csv](stats.csv): pooled over seeds, bootstrap CIs, Wilcoxon tests, Holm-adjusted p",
         "- [summary.md](summary.md), [summary.tex](summary.tex): tables",
@@ -87,17 +89,21 @@ def report_markdown(
 # rendered from the very same Markdown (one source of truth): the pipe tables through pandas'
 # ``to_html``, the few other constructs the two files use (headings, paragraphs, bullets, emphasis,
 # code, links, images) by the small converter below. Images become data URIs: a page shown from a
-# data URI has no folder to resolve ``figures/x.png`` against.
+# data URI has no folder to resolve ``figures/x.png`` against. For the same reason the pages have no
+# links: the report shows them in a sandboxed frame, where a click on a relative link blanks the pane
+# (about:blank#blocked). A link becomes its text in <code>; the file is in the summary folder.
+# Sized so that every table fits the report's pane (about 1150 px wide at a 1440-px window; a
+# test measures it in Chromium): the widest, two metrics with CIs, is about 760 px.
 _CSS = (
-    "body{font-family:sans-serif;font-size:14px;margin:1.5em;max-width:110em}"
+    "body{font-family:sans-serif;font-size:13px;margin:1em;max-width:110em}"
     "table{border-collapse:collapse;margin:.5em 0 1.2em}th,td{border-bottom:1px solid #ccc;"
-    "padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f0f0f0}"
+    "padding:2px 6px;text-align:right;white-space:nowrap}th{background:#f0f0f0}"
     "td:first-child,th:first-child,table.left td,table.left th{text-align:left}"
     "code{background:#f4f4f4;padding:0 2px}img{max-width:100%}"
 )
 _INLINE = (
     (re.compile(r"!\[([^\]]*)\]\(([^)]+)\)"), r'<img alt="\1" src="\2">'),
-    (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r'<a href="\2">\1</a>'),
+    (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r"<code>\1</code>"),
     (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
     (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
     (re.compile(r"\*([^*\s][^*]*)\*"), r"<em>\1</em>"),
@@ -125,11 +131,11 @@ def _table_html(lines: list[str]) -> str:
 
 
 def _image_html(line: str, base: Path) -> str:
-    """``![alt](path)`` as an embedded image (a data URI), or a link where the file is missing."""
+    """``![alt](path)`` as an embedded image (a data URI), or a note where the file is missing."""
     alt, src = re.fullmatch(r"!\[([^\]]*)\]\(([^)]+)\)", line).groups()
     path = base / src
     if not path.is_file():
-        return f'<p><a href="{html.escape(src)}">{html.escape(alt)}</a></p>'
+        return f"<p>{html.escape(alt)}: <code>{html.escape(src)}</code> not found</p>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     mime = "image/png" if path.suffix == ".png" else "application/octet-stream"
     return f'<figure><img alt="{html.escape(alt)}" src="data:{mime};base64,{data}"></figure>'

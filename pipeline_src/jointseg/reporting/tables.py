@@ -1,9 +1,11 @@
 """Tables of the summary: CSV (machine), Markdown and LaTeX (people).
 
-Each (data set, class) gets two tables: the scores (Dice, IoU, HD95, ASSD over
-the cases where defined) with every variant's parameter count, and the distance
-policies (one-empty cases penalised with the image diagonal; for pixel data
-sets, distances as a percentage of the image diagonal). Cells are
+Each (data set, class) gets, in LaTeX, two tables: the scores (Dice, IoU, HD95,
+ASSD over the cases where defined) with every variant's parameter count, and the
+distance policies (one-empty cases penalised with the image diagonal; for pixel
+data sets, distances as a percentage of the image diagonal). Markdown (and so
+``summary.html``) splits them into tables of two metrics each, narrow enough for
+the Snakemake report's pane (about 1150 px) without sideways scrolling. Cells are
 ``mean ± std [95 % CI]``; p cells are ``raw (Holm)``. pandas renders the
 tables: Markdown by ``DataFrame.to_markdown`` (tabulate), LaTeX by the
 ``Styler`` (booktabs rules, caption, label, the reference in bold).
@@ -75,6 +77,16 @@ def table_groups(unit: str) -> list[tuple[str, tuple[str, ...]]]:
     return [("scores", SCORE_METRICS), ("distance policies", policy)]
 
 
+def markdown_groups(unit: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``[(title, metrics)]`` of the Markdown tables of one (data set, class): two metrics each."""
+    groups = [
+        ("overlap", SCORE_METRICS[:2]),
+        ("distances (cases with both masks non-empty)", SCORE_METRICS[2:]),
+        ("distances, a one-empty case counted as the image diagonal", PENALISED),
+    ]
+    return groups + ([("distances as % of each image's diagonal", PERCENT)] if unit == "px" else [])
+
+
 def table_rows(
     stats: pd.DataFrame,
     ds: str,
@@ -140,17 +152,17 @@ def markdown_tables(
     n_seeds: dict[str, int],
     n_params: dict[tuple[str, str], int],
 ) -> str:
-    """Markdown: two tables per data set and class."""
+    """Markdown: per data set and class, tables of two metrics each (:func:`markdown_groups`)."""
     lines = ["# Summary", "", *_lead(reference)]
     for ds, k, name in _classes(stats, datasets, class_names):
         lines += [f"## {ds}: class {k} ({name})", "", f"{n_seeds.get(ds, 1)} seed(s); distances in {units[ds]}.", ""]
-        for title, metrics in table_groups(units[ds]):
+        for title, metrics in markdown_groups(units[ds]):
             head = _header(metrics, ("variant", "parameters"), "p (Holm)", ("n", "NaN dist."))
             body = [
                 [f"**{v}** (ref)" if v == reference else v, f"{n_params[(ds, v)]:,}", *cells]
                 for v, *cells in table_rows(stats, ds, k, variants, metrics, reference)
             ]
-            lines += [f"{title.capitalize()}:", "", _markdown(body, head), ""]
+            lines += [f"{title[0].upper()}{title[1:]}:", "", _markdown(body, head), ""]
     return "\n".join(lines)
 
 

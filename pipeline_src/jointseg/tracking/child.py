@@ -15,6 +15,7 @@ in its checkpoint) and re-attaches it to the current invocation's parent.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -68,6 +69,11 @@ def provenance_tags() -> dict[str, str]:
     }
 
 
+def source_tags(name: str) -> dict[str, str]:
+    """What the MLflow UI's Source column shows: the command that made the run."""
+    return {"mlflow.source.name": name, "mlflow.source.type": "LOCAL"}
+
+
 def run_tags(rc: dict) -> dict[str, str]:
     """Tags of a training's run: identity, provenance, owner (for stale-run detection)."""
     return {
@@ -77,9 +83,34 @@ def run_tags(rc: dict) -> dict[str, str]:
         "variant": rc["variant"],
         "seed": str(rc["seed"]),
         "data_sha256": provenance.manifest_hash(rc.get("prepared_dir")),
+        **source_tags("jointseg train"),
         **provenance_tags(),
         **owner_tags(),
     }
+
+
+DIGEST_CHARS = 32  # MLflow stores a dataset digest in 36 characters: the data hash's first 32 hex digits
+
+
+def dataset_input(rc: dict, data_sha256: str):
+    """The prepared data set a run trains on, as an MLflow dataset input (the runs table's Dataset
+    column): its name, the data hash (sha256 of its ``manifest.json``) as digest, its folder as
+    source, and its case counts as profile."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    prepared = Path(rc.get("prepared_dir") or ".").resolve()
+    counts = {}
+    splits = prepared / "splits.json"
+    if splits.is_file():  # {"train": [...], "val": [...], "test": [...]}
+        counts = {k: len(v) for k, v in json.loads(splits.read_text()).items() if isinstance(v, list)}
+    dataset = Dataset(
+        name=str(rc["dataset"]),
+        digest=data_sha256[:DIGEST_CHARS],
+        source_type="local",
+        source=json.dumps({"uri": prepared.as_uri()}),
+        profile=json.dumps({"cases": counts, "data_sha256": data_sha256}),
+    )
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
 
 
 class RunTracker:
@@ -122,6 +153,8 @@ class RunTracker:
         run = retry(self._client.create_run, exp_id, tags=tags, run_name=tags["mlflow.runName"])
         self.run_id, self.experiment_id, self._artifact_uri = run.info.run_id, exp_id, run.info.artifact_uri
         log_batch(self._client, self.run_id, params=flatten(rc))
+        # a view of the data only: a failure here warns and leaves the run tracked
+        self._call("dataset input", self._client.log_inputs, self.run_id, [dataset_input(rc, tags["data_sha256"])])
 
     def _reopen(self, run_id: str, parent: str | None) -> bool:
         """Continue ``run_id`` (RUNNING again, owned by this process, under ``parent``)."""

@@ -2,7 +2,7 @@
 
     jointseg track start   --config CFG [--study-dir DIR] [--owner-pid PID]   # prints the run id
     jointseg track finish  --status FINISHED|FAILED|KILLED [--summary DIR] [--artifacts ...] [--run-id ID]
-    jointseg track metrics --metrics RUN_DIR/metrics.csv [...] [--run-dir RUN_DIR]
+    jointseg track metrics --metrics RUN_DIR/metrics.csv [...] [--run-dir RUN_DIR] [--summary SUMMARY.csv]
 
 ``finish`` closes ``--run-id`` or ``$JOINTSEG_MLFLOW_PARENT``. A failure of
 ``start``/``finish`` is one line on stderr and exit 1 (the workflow turns it into
@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--run-dir", type=Path, default=None, help="the training's folder (default: the folder of each metrics file)"
     )
     metrics.add_argument("--config", default=None, help="study config YAML (its mlflow.tracking_uri)")
+    metrics.add_argument(
+        "--summary",
+        type=Path,
+        default=None,
+        help="the study's summary.csv: log each run's rows of it (every summary score) instead of its metrics.csv",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -90,11 +96,13 @@ def _metrics(args: argparse.Namespace, config: dict | None, log_test_metrics) ->
     if args.run_dir is not None and len(args.metrics) > 1:
         raise UserError("--run-dir goes with one --metrics file (each file's folder is its run folder)")
     uri = ((config or {}).get("mlflow") or {}).get("tracking_uri")
+    if args.summary is not None and not args.summary.is_file():
+        raise UserError(f"{args.summary}: summary not found; run 'jointseg aggregate' first")
     for path in args.metrics:
         if not path.is_file():
             raise UserError(f"{path}: metrics file not found; run 'jointseg evaluate' first")
         try:
-            run_id = log_test_metrics(path, args.run_dir, uri)
+            run_id = log_test_metrics(path, args.run_dir, uri, args.summary)
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - MLflow is a view: warn, never fail the job

@@ -10,8 +10,10 @@ also cleans up after invocations that died (``kill -9``, a lost login node):
   KILLED move under the new parent (their work is continued here), so after a
   crash and a successful rerun every child sits under a FINISHED parent.
 
-``jointseg track finish`` logs the summary (seed means as metrics, the summary
-folder as artifacts) and closes the run.
+``jointseg track finish`` logs the summary (a few headline seed means as metrics,
+``summary.csv`` as a table MLflow shows, the summary folder as artifacts) and
+closes the run. What the MLflow UI opens on (the experiment's kind, a shared view of
+the training runs, run colours, the parent's data sets): :mod:`.views`.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from pathlib import Path
 
 from ..io_utils import UserError
 from .artifacts import upload
-from .child import KIND_TAG, PARENT_ENV, PARENT_TAG, parent_run_id, provenance_tags, warn
+from .child import KIND_TAG, PARENT_ENV, PARENT_TAG, parent_run_id, provenance_tags, source_tags, warn
 from .owner import owner_gone, owner_tags
-from .results import run_id_of, run_scores, run_settings, seed_means
+from .results import parent_metrics, read_table, run_id_of, run_scores, run_settings
 from .store import (
     client,
     experiment_name,
@@ -37,9 +39,11 @@ from .store import (
     retry,
     tracking_enabled,
 )
+from .views import RUN_COLOUR_TAG, log_parent_datasets, tag_experiment, variant_colour
 
 RESULTS_TAG = "jointseg.results_dir"
 CONTINUED_TAG = "jointseg.continued_by"
+RUN_TABLE = "summary_table.json"  # summary.csv as an MLflow table artifact (the artifact view shows it)
 
 
 def _uri(config: dict | None) -> str:
@@ -65,8 +69,15 @@ def start_parent(config: dict, results_dir: str | Path | None = None, owner_pid:
     """
     c = client(_uri(config))
     exp_id = get_or_create_experiment(c, experiment_name(config["study"]))
+    tag_experiment(c, exp_id)
     results = str(Path(results_dir or config["results_dir"]).resolve())
-    tags = {KIND_TAG: "pipeline", RESULTS_TAG: results, **provenance_tags(), **owner_tags(owner_pid)}
+    tags = {
+        KIND_TAG: "pipeline",
+        RESULTS_TAG: results,
+        **source_tags("snakemake (Snakefile)"),
+        **provenance_tags(),
+        **owner_tags(owner_pid),
+    }
     run = retry(c.create_run, exp_id, tags=tags, run_name=f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}")
     run_id = run.info.run_id
     log_batch(c, run_id, params=flatten(config))
@@ -117,9 +128,10 @@ def finish_parent(
 ) -> str:
     """Log the summary and ``artifacts`` to the parent run and close it with ``status``.
 
-    ``summary``: the summary folder; if it holds ``summary.csv``, its seed means become
-    metrics (:func:`.results.seed_means`) and the folder (tables, figures; no Snakemake
-    marker files) the artifact ``summary/``. Returns the run id.
+    ``summary``: the summary folder; if it holds ``summary.csv``, its headline seed means
+    become metrics (:func:`.results.parent_metrics`, at most 40), the whole table the table
+    artifact :data:`RUN_TABLE`, and the folder (tables, figures; no Snakemake marker files)
+    the artifact ``summary/``. Returns the run id.
     """
     run_id = run_id or parent_run_id()
     if not run_id:
@@ -130,7 +142,10 @@ def finish_parent(
     c = client(_uri(config))
     try:
         if summary is not None and (Path(summary) / "summary.csv").is_file():
-            log_batch(c, run_id, metrics=seed_means(Path(summary) / "summary.csv", config))
+            table = Path(summary) / "summary.csv"
+            log_batch(c, run_id, metrics=parent_metrics(table, config))
+            retry(c.log_table, run_id, read_table(table), RUN_TABLE)
+            log_parent_datasets(c, run_id, Path(summary) / "provenance.json")
             upload(c, run_id, summary, "summary")
         for path in artifacts:
             upload(c, run_id, path)
@@ -168,17 +183,21 @@ def log_parent_artifacts(
 
 
 def log_test_metrics(
-    metrics_csv: str | Path, run_dir: str | Path | None = None, tracking_uri: str | None = None
+    metrics_csv: str | Path,
+    run_dir: str | Path | None = None,
+    tracking_uri: str | None = None,
+    summary_csv: str | Path | None = None,
 ) -> str | None:
     """Log a run's test metrics (:func:`.results.run_scores`) to its child run.
 
     ``run_dir`` (default: the folder of ``metrics_csv``) holds ``run_config.json``
-    (class names, tracking URI) and the run id (``train_done.json``). Returns the
-    run id, or None when the training was not tracked.
+    (class names, tracking URI) and the run id (``train_done.json``). With
+    ``summary_csv`` the scores are the run's rows of the summary (every score it has).
+    Returns the run id, or None when the training was not tracked.
     """
     run_dir = Path(run_dir) if run_dir is not None else Path(metrics_csv).parent
     settings = run_settings(run_dir)
-    scores = run_scores(metrics_csv, settings.get("labels"))
+    scores = run_scores(metrics_csv, settings.get("labels"), summary_csv)
     run_id = run_id_of(run_dir)
     if run_id is None:
         print(
@@ -187,5 +206,10 @@ def log_test_metrics(
         )
         return None
     uri = tracking_uri or _uri(settings)
-    log_batch(client(uri), run_id, metrics=scores)
+    tags = {}
+    if summary_csv is not None:  # the study's variant order is the summary's row order
+        variants = list(dict.fromkeys(read_table(summary_csv)["variant"].astype(str)))
+        variant = str(read_table(metrics_csv)["variant"].iloc[0])
+        tags = {RUN_COLOUR_TAG: variant_colour(variants, variant)} if variant in variants else {}
+    log_batch(client(uri), run_id, metrics=scores, tags=tags)
     return run_id
