@@ -216,7 +216,7 @@ def test_plots_show_renders_the_summary_tables(reproduced, home, tmp_path):
     headline = json.loads((reproduced / "results" / "demo" / "summary" / "metrics.json").read_text())
     for ds in ("demo_isic", "demo_msd"):
         curves = pd.read_csv(plots_dir / f"{ds}_learning_curves.csv", dtype=str)
-        assert list(curves.columns) == ["step", "none", "pointwise", "self", "joint"]
+        assert list(curves.columns) == ["step", "none", "pointwise", "self", "joint", "unet", "attention_unet"]
         values = specs[f"results_demo_summary_plots_{ds}_learning_curves_csv"]["data"]["values"]
         drawn = {(v["step"], v["field"], v["dvc_inferred_y_value"]) for v in values}
         assert drawn == {(r["step"], col, r[col]) for _, r in curves.iterrows() for col in curves.columns[1:]}
@@ -238,7 +238,7 @@ def test_profile_from_the_environment_reaches_snakemake(reproduced, home, tmp_pa
     out = done.stdout + done.stderr
     assert f"Using profiles {profile} and workflow specific profile" in out
     assert "This was a dry-run" in out
-    assert sum(rule == "train" for rule, _ in planned_jobs(out)) == 8
+    assert sum(rule == "train" for rule, _ in planned_jobs(out)) == 12  # 2 data sets x (4 variants + 2 baselines)
     assert "up to date" in dvc(reproduced, home, "status", "dvc.yaml").stdout
 
 
