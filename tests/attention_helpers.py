@@ -6,7 +6,8 @@ import torch
 
 from jointseg.attention import VARIANTS
 
-NAMED = [v for v in VARIANTS if v not in ("none", "custom")]
+# the blocks with attention over positions; cbam is a gate (tests/test_cbam.py)
+NAMED = [v for v in VARIANTS if v not in ("none", "custom", "cbam")]
 PSANET = {"structure": "psanet"}
 # (variant, options): every named variant, the study options, and ablation term sets
 CASES = [(v, {}) for v in NAMED] + [
@@ -22,7 +23,7 @@ CASES = [(v, {}) for v in NAMED] + [
 ]
 IDS = [f"{v}-" + "-".join(f"{k}={o[k]}" for k in sorted(o)) for v, o in CASES]
 SIZES = [(3, 5), (4, 7), (5, 5), (1, 3)]
-BRANCH_COUNT = {"pointwise": 2, "self": 1, "joint": 2, "joint_sum": 2, "parallel": 3}
+BRANCH_COUNT = {"pointwise": 2, "self": 1, "joint": 2, "joint_sum": 2, "parallel": 3, "self_pair": 2}
 
 
 def randomised(module: torch.nn.Module, scale: float = 0.5) -> torch.nn.Module:

@@ -223,7 +223,7 @@ def test_plots_show_renders_the_summary_tables(reproduced, home, tmp_path):
     for ds in ("demo_isic", "demo_msd"):
         curves = pd.read_csv(plots_dir / f"{ds}_learning_curves.csv", dtype=str)
         assert list(curves.columns) == ["step", "variant", "val_dice"]
-        assert list(dict.fromkeys(curves["variant"])) == ["none", "pointwise", "self", "joint"]
+        assert list(dict.fromkeys(curves["variant"])) == ["none", "pointwise", "self", "joint", "unet", "attention_unet"]
         spec = specs[f"results_demo_summary_plots_{ds}_learning_curves_csv"]
         drawn = {(v["step"], v["variant"], v["val_dice"]) for v in spec["data"]["values"]}
         assert drawn == set(zip(curves["step"], curves["variant"], curves["val_dice"]))
@@ -246,7 +246,7 @@ def test_profile_from_the_environment_reaches_snakemake(reproduced, home, tmp_pa
     out = done.stdout + done.stderr
     assert f"Using profiles {profile} and workflow specific profile" in out
     assert "This was a dry-run" in out
-    assert sum(rule == "train" for rule, _ in planned_jobs(out)) == 8
+    assert sum(rule == "train" for rule, _ in planned_jobs(out)) == 12  # 2 data sets x (4 variants + 2 baselines)
     assert "up to date" in dvc(reproduced, home, "status", "dvc.yaml").stdout
 
 

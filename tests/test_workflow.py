@@ -21,6 +21,7 @@ from workflow_helpers import ROOT, VENV_BIN, job_counts, planned_jobs, project_c
 
 DEMO_DATASETS = ["demo_isic", "demo_msd"]
 DEMO_VARIANTS = ["none", "pointwise", "self", "joint"]
+DEMO_RUNS = DEMO_VARIANTS + ["unet", "attention_unet"]  # the variants, then the baselines
 RUN_RULES = ["resolve", "train", "predict", "evaluate"]
 
 
@@ -67,10 +68,10 @@ def test_demo_dry_run_lists_every_job(workdir):
         timeout=300,
     ).stdout
     counts = job_counts(out)
-    runs = len(DEMO_DATASETS) * len(DEMO_VARIANTS)
-    assert counts == study_jobs(runs, runs - len(DEMO_DATASETS))  # every variant but `none`
+    runs = len(DEMO_DATASETS) * len(DEMO_RUNS)
+    assert counts == study_jobs(runs, len(DEMO_DATASETS) * (len(DEMO_VARIANTS) - 1))  # every variant but `none`
     trained = {(w["dataset"], w["variant"], w["seed"]) for r, w in planned_jobs(out) if r == "train"}
-    assert trained == {(d, v, "0") for d in DEMO_DATASETS for v in DEMO_VARIANTS}
+    assert trained == {(d, v, "0") for d in DEMO_DATASETS for v in DEMO_RUNS}
     effective = yaml.safe_load((workdir / "results" / "demo" / ".pipeline" / "config.yaml").read_text())
     assert effective["train"]["iterations"] == 7 and effective["train"]["lr"] == 1e-4
     assert effective["train"]["amp"] == "off"
@@ -108,23 +109,23 @@ def test_rules_do_not_need_jointseg_on_path(workdir):
 def test_paper_dry_run_lists_every_job(workdir):
     out = snakemake(workdir, "-n", "--configfile", "config/paper.yaml", timeout=300).stdout
     paper = yaml.safe_load((workdir / "config" / "paper.yaml").read_text())
-    # The paper study: every attention variant, the joint alternatives and the U-Net, 3 seeds.
-    assert paper["variants"] == ["none", "pointwise", "self", "joint", "joint_sum", "parallel"]
-    assert paper["baselines"] == ["unet"] and paper["seeds"] == [0, 1, 2]
+    # The paper study: every attention variant, the joint alternatives and controls, CBAM,
+    # the U-Net and the cited baselines, 3 seeds (tests/test_paper_config.py checks the lists).
+    assert paper["seeds"] == [0, 1, 2]
     runs = len(paper["datasets"]) * (len(paper["variants"]) + len(paper["baselines"])) * len(paper["seeds"])
-    assert runs == 42
+    assert runs == 72
     attention_runs = len(paper["datasets"]) * (len(paper["variants"]) - 1) * len(paper["seeds"])  # not `none`
     assert job_counts(out) == study_jobs(runs, attention_runs)
     # --configfile replaces the default config: no demo data set sneaks in.
     assert not any(w.get("dataset", "").startswith("demo") for _, w in planned_jobs(out))
-    assert {w["variant"] for r, w in planned_jobs(out) if r == "train"} == {*paper["variants"], "unet"}
+    assert {w["variant"] for r, w in planned_jobs(out) if r == "train"} == {*paper["variants"], *paper["baselines"]}
 
 
 def test_slurm_profile_is_valid_for_snakemake(workdir):
     """The cluster profile parses (an unknown key would fail) and keeps the full DAG.
     (The local profile is used above, the ci profile in tests/test_slurm.py.)"""
     out = snakemake(workdir, "-n", "--profile", "workflow/profiles/slurm", timeout=300).stdout
-    assert job_counts(out)["train"] == 8
+    assert job_counts(out)["train"] == len(DEMO_DATASETS) * len(DEMO_RUNS)
     for key in ("slurm_partition", "slurm_account"):
         assert key in (ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text()
 
@@ -134,18 +135,18 @@ def test_slurm_profile_is_valid_for_snakemake(workdir):
 def test_demo_study_end_to_end(demo):
     summary = pd.read_csv(demo / "results" / "demo" / "summary" / "summary.csv")
     assert {(d, v) for d, v in zip(summary["dataset"], summary["variant"])} == {
-        (d, v) for d in DEMO_DATASETS for v in DEMO_VARIANTS
+        (d, v) for d in DEMO_DATASETS for v in DEMO_RUNS
     }
     for dataset in DEMO_DATASETS:
-        for variant in DEMO_VARIANTS:
+        for variant in DEMO_RUNS:
             metrics = pd.read_csv(demo / "results" / "demo" / dataset / variant / "seed0" / "metrics.csv")
             assert metrics["dice"].between(0, 1).all()
     headline = yaml.safe_load((demo / "results" / "demo" / "summary" / "metrics.json").read_text())
     assert set(headline) == set(DEMO_DATASETS)
-    assert set(headline["demo_msd"]) == set(DEMO_VARIANTS)
+    assert set(headline["demo_msd"]) == set(DEMO_RUNS)
     provenance = yaml.safe_load((demo / "results" / "demo" / "summary" / "provenance.json").read_text())
     assert set(provenance["data"]) == set(DEMO_DATASETS)
-    assert len(provenance["runs"]) == 8
+    assert len(provenance["runs"]) == len(DEMO_DATASETS) * len(DEMO_RUNS)
     for rule in ("download", "prepare", "train", "predict", "evaluate", "aggregate", "attention_stats", "claims"):
         assert list((demo / "benchmarks" / rule).rglob("*.tsv")), f"no benchmark for {rule}"
     # the claims: one verdict per claim, attention statistics of every variant with attention, in the report
@@ -166,7 +167,7 @@ def test_demo_study_end_to_end(demo):
     parents = [r for r in runs if r.data.tags.get("jointseg.kind") == "pipeline"]
     children = [r for r in runs if r.data.tags.get("jointseg.kind") == "training"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(children) == 8
+    assert len(children) == len(DEMO_DATASETS) * len(DEMO_RUNS)
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id

@@ -23,7 +23,7 @@ from . import paths
 from .io_utils import UserError
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
-BASELINE_ARCHS = ("unet",)
+BASELINE_ARCHS = ("unet", "unet_pp", "attention_unet", "nonlocal_unet")
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,10 @@ Every form with E2 uses PSANet's two branches (collect and distribute), so
 and E2 separately and averages the two maps (one shared value per branch);
 ``parallel`` runs the ``pointwise`` and the ``self`` block side by side, each
 with its own value and output, and sums their residuals (as DANet does).
+``self_pair`` is ``self``'s parameter-matched control for ``joint``: two E1
+heads with their own values, as many parameters as ``joint`` (attention/heads.py).
+``cbam`` is CBAM (Woo et al. 2018), a channel and a spatial gate with no
+attention over positions, at the joint block's place (attention/cbam.py).
 There is no product form: softmax(E1) * softmax(E2), renormalised, equals
 softmax(E1 + E2) exactly (exp(a) exp(b) = exp(a + b)), i.e. ``joint``.
 """
@@ -26,5 +30,7 @@ VARIANTS: dict[str, dict] = {
     "joint": {"terms": ("E1", "E2"), "branches": BOTH, "combine": "joint"},
     "joint_sum": {"terms": ("E1", "E2"), "branches": BOTH, "combine": "sum"},
     "parallel": {"parallel": ("pointwise", "self")},  # PA(x) + SA(x), DANet-style
+    "self_pair": {"heads": 2, "match": "joint"},  # self, parameter-matched to joint
+    "cbam": {"block": "cbam"},  # Jongchan/attention-module's CBAM
     "custom": {},  # everything from **options (terms required)
 }

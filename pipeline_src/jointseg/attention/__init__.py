@@ -20,6 +20,9 @@ each applies where it means something and is ignored elsewhere):
   is built; ``"psanet"`` is PSANet's published block (psanet.PSABlock).
 - ``psa_reduction``: C_r = C // psa_reduction for ``structure="psanet"`` (default 4).
 - ``precision``: ``"fp32"`` (default; fp32 attention inside autocast) | ``"autocast"`` (base.py).
+
+``cbam`` (cbam.py) is a gate, not an attention over positions: it takes none
+of these options and has no attention map (``has_attention_map`` False).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from torch import nn
 from ..variants import VARIANTS
 from . import terms as T
 from .base import NoAttention, size_error
+from .cbam import CBAM
+from .heads import self_heads
 from .module import COMBINES, JointAttention
 from .parallel import ParallelAttention
 from .predictor import BRANCHES
@@ -50,6 +55,10 @@ def build(variant: str, channels: int, size: tuple[int, int], **options) -> nn.M
         return NoAttention()
     spec = {**VARIANTS[variant], **options}
     T.e1_factor(spec.get("e1_scale", "none"), 1)  # validate even where E1 is absent
+    if spec.get("block") == "cbam":
+        return CBAM(channels, size, variant=variant)
+    if "heads" in spec:
+        return self_heads(channels, size, variant=variant, **spec)
     if "parallel" in spec:
         if "terms" in options:
             raise ValueError(f"variant {variant!r} takes the term sets of its parts; do not pass terms")
@@ -70,6 +79,7 @@ def build(variant: str, channels: int, size: tuple[int, int], **options) -> nn.M
 __all__ = [
     "VARIANTS",
     "BRANCHES",
+    "CBAM",
     "COMBINES",
     "STRUCTURES",
     "JointAttention",
@@ -77,5 +87,11 @@ __all__ = [
     "PSABlock",
     "ParallelAttention",
     "build",
+    "has_attention_map",
     "size_error",
 ]
+
+
+def has_attention_map(block: nn.Module | None) -> bool:
+    """Whether ``block`` (a model's ``attention``) has maps over positions to draw or measure."""
+    return block is not None and not isinstance(block, NoAttention) and getattr(block, "has_attention_map", True)

@@ -13,7 +13,7 @@ from the *reference* label (:func:`.attention_measures.query_rng`: the same quer
 for every variant and seed), and each branch's map of each query is measured
 (:mod:`.attention_measures`). One row per image, query and branch (:data:`COLUMNS`).
 
-A block without positional maps (no ``attention_map``, e.g. channel/spatial gating)
+A block without positional maps (``has_attention_map`` false, e.g. CBAM's channel/spatial gates)
 gets a file with the header only and a note; a network without a block is an error.
 """
 
@@ -149,6 +149,7 @@ def attention_stats(
     """Every query's measures for one run, rows of :data:`COLUMNS` (``settings``: queries, max_cases, slices, seed)."""
     import torch
 
+    from ..attention import has_attention_map
     from ..device import select_device
     from ..models.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -163,7 +164,7 @@ def attention_stats(
         raise UserError(
             f"{checkpoint}: the checkpoint has no run config (dataset, variant, seed); use one from training"
         )
-    if not callable(getattr(model.attention, "attention_map", None)):
+    if not has_attention_map(model.attention):
         print(
             f"jointseg attention-stats: note: {checkpoint}: its block has no positional map; no rows", file=sys.stderr
         )

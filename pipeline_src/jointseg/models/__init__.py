@@ -1,22 +1,34 @@
-"""Segmentation networks: DenseUNet and a plain U-Net.
+"""Segmentation networks: DenseUNet, a plain U-Net and the cited baselines.
 
 DenseUNet presets: ``paper`` (the first author's DACN DenseUNet exactly,
 48.8 M parameters), ``small`` (the same topology for CPUs) and
 ``h_denseunet_hybrid`` (an earlier DenseNet-161 / H-DenseUNet-style
 reconstruction, not the author's network); see ``denseunet``.
-``build_model(...)`` is the single entry point (docs/design.md, "Models").
+The cited baselines, each its source's network with ``paper`` (the source's
+defaults) and ``small`` presets and no attention variant: ``unet_pp``
+(UNet++), ``attention_unet`` (Attention U-Net), ``nonlocal_unet`` (Non-local
+U-Net); see docs/science.md. ``build_model(...)`` is the single entry point (docs/design.md, "Models").
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from .attention_unet import AttentionUNet
 from .denseunet import PRESETS as DENSEUNET_PRESETS
 from .denseunet import DenseUNet
+from .nonlocal_unet import NonLocalUNet
 from .unet import PRESETS as UNET_PRESETS
 from .unet import UNet
+from .unet_pp import UNetPlusPlus
 
-ARCHS: dict[str, type[nn.Module]] = {"denseunet": DenseUNet, "unet": UNet}
+ARCHS: dict[str, type[nn.Module]] = {
+    "denseunet": DenseUNet,
+    "unet": UNet,
+    "unet_pp": UNetPlusPlus,
+    "attention_unet": AttentionUNet,
+    "nonlocal_unet": NonLocalUNet,
+}
 
 
 def build_model(
@@ -59,4 +71,15 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["ARCHS", "DENSEUNET_PRESETS", "UNET_PRESETS", "DenseUNet", "UNet", "build_model", "count_parameters"]
+__all__ = [
+    "ARCHS",
+    "DENSEUNET_PRESETS",
+    "UNET_PRESETS",
+    "AttentionUNet",
+    "DenseUNet",
+    "NonLocalUNet",
+    "UNet",
+    "UNetPlusPlus",
+    "build_model",
+    "count_parameters",
+]

@@ -118,6 +118,7 @@ def _attention(
     n_queries: int,
     fig_dir: Path,
 ) -> tuple[list, list]:
+    from ..attention import has_attention_map
     from ..data.preprocess import preprocess_file
     from ..training.checkpoint import load_checkpoint, model_from_checkpoint
     from .figures import find_image
@@ -136,7 +137,7 @@ def _attention(
             continue
         ckpt = load_checkpoint(runs[(ds, v)][1])
         model = model_from_checkpoint(ckpt)
-        if getattr(model, "attention", None) is not None:  # 'none' and baselines have no map to show
+        if has_attention_map(getattr(model, "attention", None)):  # none, cbam and baselines have no map
             loaded.append((v, model, ckpt))
     if not loaded:
         return [], [f"{ds}: no variant with attention has a checkpoint given; attention figure not drawn"]
