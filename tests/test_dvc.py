@@ -223,7 +223,14 @@ def test_plots_show_renders_the_summary_tables(reproduced, home, tmp_path):
     for ds in ("demo_isic", "demo_msd"):
         curves = pd.read_csv(plots_dir / f"{ds}_learning_curves.csv", dtype=str)
         assert list(curves.columns) == ["step", "variant", "val_dice"]
-        assert list(dict.fromkeys(curves["variant"])) == ["none", "pointwise", "self", "joint", "unet", "attention_unet"]
+        assert list(dict.fromkeys(curves["variant"])) == [
+            "none",
+            "pointwise",
+            "self",
+            "joint",
+            "unet",
+            "attention_unet",
+        ]
         spec = specs[f"results_demo_summary_plots_{ds}_learning_curves_csv"]
         drawn = {(v["step"], v["variant"], v["val_dice"]) for v in spec["data"]["values"]}
         assert drawn == set(zip(curves["step"], curves["variant"], curves["val_dice"]))
