@@ -43,9 +43,9 @@ rule attention_stats:
             for key, value in sorted(ATTENTION_STATS.items())
             if value is not None
         ),
-        gpu_wrap=GPU_WRAP,
+        gpu_slot=GPU_SLOT,
     shell:
-        "{params.gpu_wrap} {params.jointseg} attention-stats --checkpoint {input.checkpoint}"
+        "{params.gpu_slot} --gpus {resources.gpu} -- {params.jointseg} attention-stats --checkpoint {input.checkpoint}"
         " --prepared {params.prepared} --out {output} {params.options} > {log} 2>&1"
 
 
