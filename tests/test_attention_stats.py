@@ -221,20 +221,10 @@ def test_cli_refuses_a_network_without_attention_and_bad_counts(prepared, tmp_pa
     assert "--queries 0: must be at least 1" in capsys.readouterr().err
 
 
-def test_a_block_without_positional_maps_gets_a_header_only_table(prepared, tmp_path, monkeypatch, capsys):
-    """Channel/spatial gating (e.g. CBAM) has no map over positions: a note and no rows, not an error."""
-    from jointseg.models import checkpoint as checkpoints
-
+def test_a_block_without_positional_maps_gets_a_header_only_table(prepared, tmp_path, capsys):
+    """CBAM's channel/spatial gates have no map over positions: a note and no rows, not an error."""
     folder = prepared / "demo_isic"
-    ckpt, _ = untrained(folder, "self", tmp_path / "gate.pt")
-    rebuild = checkpoints.model_from_checkpoint
-
-    def without_maps(*args, **kwargs):
-        model = rebuild(*args, **kwargs)
-        model.attention = torch.nn.Identity()  # a block, but no attention_map
-        return model
-
-    monkeypatch.setattr(checkpoints, "model_from_checkpoint", without_maps)
+    ckpt, _ = untrained(folder, "cbam", tmp_path / "gate.pt")
     out = tmp_path / "gate.csv"
     assert cli_main(["attention-stats", "--checkpoint", str(ckpt), "--prepared", str(folder), "--out", str(out)]) == 0
     assert out.read_text() == ",".join(COLUMNS) + "\n"

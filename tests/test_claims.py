@@ -191,12 +191,14 @@ def query_rows(variant: str, branches: list[str], distance, area, mass, seed: in
     return rows
 
 
-JITTER = RNG.normal(0, 0.5, 64)  # per-query noise shared by the constructed maps
+JITTER = RNG.normal(0, 0.5, 128)  # per-query noise shared by the constructed maps
 
 
 def locality(pw_distance: float) -> tuple[pd.DataFrame, dict]:
-    """Self's maps and two seeds of pointwise whose distance is ``pw_distance`` (+- 1 per seed) away."""
-    rows = query_rows("self", ["content"], lambda q: 30 + JITTER[q], lambda q: 0.6 + JITTER[q] / 100, lambda q: 0.1)
+    """Self's maps and two seeds of pointwise whose distance is ``pw_distance`` (+- 1 per seed) away (10 cases)."""
+    rows = query_rows(
+        "self", ["content"], lambda q: 30 + JITTER[q], lambda q: 0.6 + JITTER[q] / 100, lambda q: 0.1, n=60
+    )
     sign = np.sign(pw_distance)
     for seed, shift in ((0, -1.0), (1, 1.0)):
         rows += query_rows(
@@ -206,24 +208,33 @@ def locality(pw_distance: float) -> tuple[pd.DataFrame, dict]:
             lambda q: 0.6 + sign * 0.2 + JITTER[q + 1] / 100,
             lambda q: 0.1 - sign * 0.2 + JITTER[q + 2] / 100,
             seed=seed,
+            n=60,
         )
     table = att.attention_table(att.pooled_queries(pd.DataFrame(rows)), ["d1"], ["pointwise", "self"], 200)
     tests, why = cl.locality_tests(table)
     return table, cl.claim_row("locality", tests, why)
 
 
-def test_attention_table_pools_seeds_pairs_queries_and_holm_adjusts_one_family():
+def test_attention_table_pools_seeds_pairs_cases_and_holm_adjusts_the_claims_family():
     table, _ = locality(pw_distance=-10.0)
     pw = table[table["variant"] == "pointwise"]
     assert len(pw) == 2 * 2 * 2 + 2  # 2 branches x 2 kinds x (distance, area) + own-object mass (foreground)
     fg = pw[(pw["measure"] == "distance") & (pw["kind"] == "foreground") & (pw["branch"] == "collect")].iloc[0]
-    assert fg["n_queries"] == 15 and fg["n_pairs"] == 15 and fg["n_cases"] == 5
-    # per query: (30 - 10 +- 1 + J[q] + J[q+30]) averaged over the seeds, minus (30 + J[q])
-    assert fg["diff_mean"] == pytest.approx(-10.0 + JITTER[30:60:2].mean(), rel=1e-9)
+    # 30 foreground queries in 10 cases: the statistics are over cases, the queries are counted
+    assert fg["n_queries"] == 30 and fg["n_pairs"] == 10 and fg["n_cases"] == 10
+    # per query: (30 - 10 +- 1 + J[q] + J[q+30]) averaged over the seeds, minus (30 + J[q]);
+    # each case has three foreground queries, so the mean of the case means is the queries' mean
+    assert fg["diff_mean"] == pytest.approx(-10.0 + JITTER[30:90:2].mean(), rel=1e-9)
+    # the std is over the 10 case means of pointwise's values (30 - 10 + J[q] + J[q+30])
+    case_means = pd.Series(JITTER[0:60:2] + JITTER[30:90:2]).groupby(np.arange(30) // 3).mean()
+    assert fg["std"] == pytest.approx(case_means.std(), rel=1e-9)
     assert fg["uniform_mean"] == 30.0 and table[table["measure"] == "area"]["uniform_mean"].eq(1.0).all()
-    p = pw["p_value"].to_numpy()
-    assert np.all(pw["p_holm"].to_numpy() >= p) and table.loc[table["variant"] == "self", "p_value"].isna().all()
-    assert (pw["p_holm"] <= np.minimum(1.0, len(p) * p) + 1e-12).all()
+    assert table.loc[table["variant"] == "self", "p_value"].isna().all()
+    # two Holm families: distance and own-object mass (the claim's, 6 tests), and the area (4 tests)
+    for family, size in ((pw["measure"] != "area", 6), (pw["measure"] == "area", 4)):
+        p, adjusted = pw.loc[family, "p_value"].to_numpy(), pw.loc[family, "p_holm"].to_numpy()
+        assert len(p) == size and np.all(adjusted >= p) and np.all(adjusted <= np.minimum(1.0, size * p) + 1e-12)
+    assert set(cl.locality_tests(table)[0]["metric"]) == {"distance", "object_mass"}  # the area decides nothing
 
 
 def test_locality_clear_win_loss_and_a_missing_variant():
