@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from jointseg import device
-from jointseg.attention import build
+from jointseg.attention import build, has_attention_map
 from jointseg.config import load_config
 from jointseg.io_utils import UserError
 from jointseg.models import build_model
@@ -19,8 +19,9 @@ from jointseg.variants import VARIANTS
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 LOW = [torch.bfloat16, torch.float16]
-# every attention block the variants build, and PSANet's own structure
-BLOCKS = [(v, {}) for v in VARIANTS if v not in ("none", "custom")] + [
+# every attention block over positions the variants build (CBAM's gates are plain convs that follow
+# autocast like the rest of the network), and PSANet's own structure
+BLOCKS = [(v, {}) for v in VARIANTS if v not in ("none", "custom") and has_attention_map(build(v, 16, (4, 4)))] + [
     ("pointwise", {"structure": "psanet"}),
     ("joint", {"checkpoint": True}),  # the backward that recomputes the logits
 ]
