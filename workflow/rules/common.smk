@@ -185,7 +185,10 @@ if workflow.is_main_process:
 
 # --- resources ---------------------------------------------------------------
 # A run on this machine (not a cluster run, nor one of its jobs re-reading this file).
-LOCAL_RUN = workflow.local_exec and workflow.is_main_process
+# `workflow.local_exec` cannot tell: the executor is set after this file is read, so
+# it is always True here. A cluster executor keeps `--jobs` as its job limit
+# (`nodes`); a local run turns `--jobs` into `--cores`, leaving `nodes` unset.
+LOCAL_RUN = workflow.is_main_process and workflow.resource_settings.nodes is None
 LOCAL_GPUS = visible_devices() if LOCAL_RUN else []
 
 
