@@ -264,8 +264,9 @@ def all_runs(pattern: str) -> list[str]:
 # holds it, so no rule depends on it and another invocation never sees it.
 # The Snakemake process is the run's owner: if it dies (kill -9), the next
 # start marks the run KILLED and moves its children under the new parent.
-# MLflow is a view of the results: a tracking failure is one warning line,
-# never a failed study. JOINTSEG_MLFLOW=0 switches it off.
+# MLflow is a view of the results: a tracking failure of these hooks is one
+# warning line, never a failed study (a job whose tracking store stays
+# unreachable fails, see jointseg.tracking.store). JOINTSEG_MLFLOW=0 switches it off.
 import subprocess
 
 MLFLOW_PARENT_ENV = "JOINTSEG_MLFLOW_PARENT"

@@ -26,7 +26,8 @@ rule evaluate:
 rule test_metrics_to_mlflow:
     """Every run's test metrics onto its MLflow child run (one process for the study).
 
-    MLflow is a view of metrics.csv: a tracking failure is a warning (exit 0), and
+    MLflow is a view of metrics.csv: a tracking failure is a warning (exit 0; an
+    unreachable store fails the job, so that a rerun logs them), and
     the marker below only records that this set of metrics files was offered.
     """
     input:
