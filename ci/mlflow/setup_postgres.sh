@@ -20,8 +20,11 @@ PG_DIR=${PG_DIR:-/var/lib/jointseg-ci/postgres}
 PG_PORT=${PG_PORT:-55432}
 DATA=$PG_DIR/data
 
-pg_bin() {  # the newest installed server's bin folder (Debian keeps them out of PATH)
-    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+pg_bin() {  # the newest installed server's bin folder (Debian keeps it out of PATH)
+    local initdb
+    initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)
+    [[ -n $initdb ]] && dirname "$initdb"
+    return 0
 }
 
 as_postgres() {
@@ -41,7 +44,7 @@ if [[ ${1:-} == --stop ]]; then
     exit 0
 fi
 
-if [[ -z $(pg_bin) ]] || ! command -v psql >/dev/null; then
+if [[ -z $(pg_bin) ]] || ! id postgres >/dev/null 2>&1; then
     if ! command -v apt-get >/dev/null; then
         echo "setup_postgres: PostgreSQL is not installed and apt-get is not available" >&2
         exit 3
@@ -68,7 +71,7 @@ as_postgres "$bin/pg_ctl -D '$DATA' -l '$PG_DIR/server.log' -w -t 60 \
     -o \"-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1\" start" >/dev/null
 
 psql_admin() {
-    as_postgres "psql -h '$PG_DIR' -p $PG_PORT -U postgres -v ON_ERROR_STOP=1 -q -c \"$1\""
+    as_postgres "'$bin/psql' -h '$PG_DIR' -p $PG_PORT -U postgres -v ON_ERROR_STOP=1 -q -c \"$1\""
 }
 psql_admin "CREATE ROLE mlflow LOGIN PASSWORD 'mlflow'"
 psql_admin "CREATE DATABASE mlflow OWNER mlflow"
