@@ -148,9 +148,12 @@ class ProcessWatch:
             env = dict(kv.split("=", 1) for kv in environ.decode(errors="replace").split("\0") if "=" in kv)
             # Slurm's record while the job runs (its GPU indices are gone once it ends)
             job = slurm_job(env["SLURM_JOB_ID"]) if "SLURM_JOB_ID" in env else None
-            self.seen[pid] = {"command": command, "env": env, "job": job, "polls": set()}
+            stat = _read(proc / "stat") or b""
+            ppid = int(stat.rsplit(b")", 1)[-1].split()[1]) if stat else 0
+            self.seen[pid] = {"command": command, "env": env, "job": job, "ppid": ppid, "polls": set()}
         self.seen[pid]["polls"].add(self._poll)
 
     def processes(self, command: str) -> list[dict]:
-        """The recorded processes running ``command``."""
-        return [p for p in self.seen.values() if p["command"] == command]
+        """The recorded processes running ``command`` (not their own children caught between
+        fork and exec, e.g. a `git` call, which briefly show the same command line)."""
+        return [p for p in self.seen.values() if p["command"] == command and p["ppid"] not in self.seen]

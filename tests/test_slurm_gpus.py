@@ -62,8 +62,8 @@ def test_documented_gpu_command_gives_concurrent_jobs_their_own_gpus(slurm_clust
         assert process["env"]["CUDA_VISIBLE_DEVICES"] == allocated_gpu(process["job"]), process
     # ... and the two trainings ran at the same time, on different devices.
     trainings = watch.processes("train")
-    assert len(trainings) == 2, watch.seen
-    assert trainings[0]["polls"] & trainings[1]["polls"], "the two training jobs never ran at once"
+    assert len(trainings) == 2, [(pid, p["ppid"], p["polls"]) for pid, p in watch.seen.items()]
+    assert trainings[0]["polls"] & trainings[1]["polls"], "the two training processes never ran at once"
     devices = sorted(p["env"]["CUDA_VISIBLE_DEVICES"] for p in trainings)
     print(f"\ntraining jobs' CUDA_VISIBLE_DEVICES: {devices}")
     assert devices == ["0", "1"]
