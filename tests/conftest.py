@@ -29,3 +29,12 @@ def demo(tmp_path_factory) -> Path:
     from workflow_helpers import demo_project
 
     return demo_project(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """The one-node Slurm cluster (two fake GPUs) of ci/slurm/setup_slurm.sh, started once
+    for every cluster test (tests/cluster_helpers.py); skipped where it cannot be installed."""
+    from cluster_helpers import start_slurm
+
+    return start_slurm()

@@ -49,12 +49,13 @@ def project_copy(
     with_dvc: bool = False,
     train: dict | None = None,
     edit: dict | None = None,
+    datasets: list[str] | None = None,
 ) -> Path:
     """Copy the workflow's files into ``dest``; optionally shrink the config's training.
 
     ``train`` is merged into ``config/config.yaml``'s ``train`` (written to the
     file, not passed as --config, so DVC sees it too); ``edit`` replaces
-    top-level keys. ``with_package`` also copies ``pipeline_src`` (DVC hashes
+    top-level keys; ``datasets`` keeps only those data sets. ``with_package`` also copies ``pipeline_src`` (DVC hashes
     it), ``with_dvc`` the DVC files (:data:`DVC_FILES`). ``profiles/default``
     stays a link to ``workflow/profiles/default``, as in the checkout.
     """
@@ -71,11 +72,13 @@ def project_copy(
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
         write_page_template(dest / ".dvc" / "plots_page.html")  # what `make setup` writes
-    if train or edit:
+    if train or edit or datasets:
         path = dest / "config" / "config.yaml"
         config = yaml.safe_load(path.read_text())
         config["train"] = {**config.get("train", {}), **(train or {})}
         config.update(edit or {})
+        if datasets:
+            config["datasets"] = {name: config["datasets"][name] for name in datasets}
         path.write_text(yaml.safe_dump(config, sort_keys=False))
     return dest
 

@@ -6,7 +6,14 @@
 #   sudo ci/slurm/setup_slurm.sh            # install (if needed), configure, start
 #   sudo ci/slurm/setup_slurm.sh --stop     # stop the three daemons
 # Settings (environment): SLURM_CPUS (default: nproc), SLURM_MEM_MB (default:
-# 80% of MemTotal), SLURM_PARTITION (default: debug).
+# 80% of MemTotal), SLURM_PARTITION (default: debug), SLURM_GPUS (default: 2)
+# and SLURM_GPU_TYPE (default: testgpu).
+#
+# GPUs: the node declares SLURM_GPUS generic resources `gpu:<type>` backed by
+# plain files (no devices, no autodetection: gres.conf lists them with
+# `AutoDetect=off`), so that `sbatch --gpus=1` is accepted and Slurm hands each
+# job its own device index in CUDA_VISIBLE_DEVICES. Nothing behind them is a
+# GPU: torch sees no CUDA and trains on the CPU.
 # Exit status: 0 = Slurm is up (sinfo shows the node idle); 3 = cannot install
 # (not root or no apt-get) - the caller should skip; anything else = failure.
 set -euo pipefail
@@ -50,6 +57,8 @@ cpus=${SLURM_CPUS:-$(nproc)}
 mem_total_mb=$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)
 mem_mb=${SLURM_MEM_MB:-$((mem_total_mb * 8 / 10))}
 partition=${SLURM_PARTITION:-debug}
+gpus=${SLURM_GPUS:-2}
+gpu_type=${SLURM_GPU_TYPE:-testgpu}
 
 # --- munge: a key, then the daemon as the munge user ---------------------------
 if [[ ! -s /etc/munge/munge.key ]]; then
@@ -74,6 +83,20 @@ fi
 
 # --- slurm.conf: one node, no accounting, no cgroups (works in containers) -----
 mkdir -p "$ETC" "$STATE/slurmctld" "$STATE/slurmd" "$LOGDIR" "$RUNDIR"
+
+# --- fake GPUs: files standing in for /dev/nvidia<i>, declared in gres.conf ------
+node_gres=""
+{
+    echo "# Written by ci/slurm/setup_slurm.sh: ${gpus} fake GPUs (plain files, no autodetection)."
+    echo "AutoDetect=off"
+} > "$ETC/gres.conf"
+if (( gpus > 0 )); then
+    mkdir -p "$STATE/fake-gpus"
+    # Slurm wants a character device: links to /dev/null (needs no mknod privilege)
+    for ((i = 0; i < gpus; i++)); do ln -sfn /dev/null "$STATE/fake-gpus/nvidia$i"; done
+    echo "NodeName=${node} Name=gpu Type=${gpu_type} File=$STATE/fake-gpus/nvidia[0-$((gpus - 1))]" >> "$ETC/gres.conf"
+    node_gres=" Gres=gpu:${gpu_type}:${gpus}"
+fi
 cat > "$ETC/slurm.conf" <<CONF
 # Written by ci/slurm/setup_slurm.sh: a one-node test cluster.
 ClusterName=jointseg-ci
@@ -98,22 +121,25 @@ SlurmdLogFile=$LOGDIR/slurmd.log
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
+GresTypes=gpu
 InactiveLimit=0
 KillWait=5
 MinJobAge=300
 SlurmctldTimeout=30
 SlurmdTimeout=30
 Waittime=0
-NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN
+NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb}${node_gres} State=UNKNOWN
 PartitionName=${partition} Nodes=${node} Default=YES MaxTime=INFINITE State=UP
 CONF
 
 # --- daemons (restart so a changed slurm.conf takes effect) ---------------------
 stop_slurm() {
+    local pid
     for pidfile in "$RUNDIR/slurmd.pid" "$RUNDIR/slurmctld.pid"; do
-        if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-            kill "$(cat "$pidfile")"
-            for _ in $(seq 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
+        pid=$(cat "$pidfile" 2>/dev/null || true)
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid"
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         fi
     done
 }
@@ -123,7 +149,7 @@ slurmd
 
 for _ in $(seq 60); do
     if sinfo -h -N -o '%t' 2>/dev/null | grep -qx 'idle'; then
-        echo "setup_slurm: node ${node} idle (${cpus} CPUs, ${mem_mb} MB) in partition ${partition}"
+        echo "setup_slurm: node ${node} idle (${cpus} CPUs, ${mem_mb} MB, ${gpus} GPUs gpu:${gpu_type}) in partition ${partition}"
         exit 0
     fi
     sleep 1

@@ -185,7 +185,10 @@ if workflow.is_main_process:
 
 # --- resources ---------------------------------------------------------------
 # A run on this machine (not a cluster run, nor one of its jobs re-reading this file).
-LOCAL_RUN = workflow.local_exec and workflow.is_main_process
+# `workflow.local_exec` cannot tell: the executor is set after this file is read, so
+# it is always True here. A cluster executor keeps `--jobs` as its job limit
+# (`nodes`); a local run turns `--jobs` into `--cores`, leaving `nodes` unset.
+LOCAL_RUN = workflow.is_main_process and workflow.resource_settings.nodes is None
 # The GPUs this run may use: CUDA_VISIBLE_DEVICES (or a Slurm allocation) narrows the machine's.
 LOCAL_GPUS = visible_devices() if LOCAL_RUN else []
 
@@ -259,8 +262,9 @@ def all_runs(pattern: str) -> list[str]:
 # holds it, so no rule depends on it and another invocation never sees it.
 # The Snakemake process is the run's owner: if it dies (kill -9), the next
 # start marks the run KILLED and moves its children under the new parent.
-# MLflow is a view of the results: a tracking failure is one warning line,
-# never a failed study. JOINTSEG_MLFLOW=0 switches it off.
+# MLflow is a view of the results: a tracking failure of these hooks is one
+# warning line, never a failed study (a job whose tracking store stays
+# unreachable fails, see jointseg.tracking.store). JOINTSEG_MLFLOW=0 switches it off.
 import subprocess
 
 MLFLOW_PARENT_ENV = "JOINTSEG_MLFLOW_PARENT"

@@ -27,8 +27,9 @@ rule test_metrics_to_mlflow:
     """Every run's test scores onto its MLflow child run (one process for the study):
     its rows of summary.csv, so that a child carries every score the summary has.
 
-    MLflow is a view of the summary: a tracking failure is a warning (exit 0), and
-    the marker below only records that this set of files was offered.
+    MLflow is a view of the summary: a tracking failure is a warning (exit 0; an
+    unreachable store fails the job, so that a rerun logs them), and the marker
+    below only records that this set of files was offered.
     """
     input:
         metrics=all_runs(run_file("metrics.csv")),

@@ -2,11 +2,10 @@
 
 Robustness policy (why): MLflow is a *view* of the run; the files under
 ``results/`` (checkpoints, ``history.csv``) are authoritative. Every call is
-retried on transient errors; if one still fails, a warning is printed and
-training goes on: a tracking outage must not cost 30 k iterations. After a call
-fails on a transient error (retries exhausted: the store is unreachable),
-tracking is off for the rest of the training, since a dead server would cost
-the retry time at every later call. Metrics not logged remain in ``history.csv``.
+retried on transient errors. A store still unreachable after the retries stops
+the job with :class:`~.store.TrackingUnavailable` (one line naming the URI; the
+last ``latest.pt`` keeps the run id, so the rerun continues this run and re-sends
+the metrics since then); any other failure is a warning and training goes on.
 
 The parent run is the one in ``$JOINTSEG_MLFLOW_PARENT``, set by the workflow
 for the jobs of one invocation. A resumed training reopens its run (the id is
@@ -33,6 +32,7 @@ from .store import (
     get_or_create_experiment,
     is_transient,
     log_batch,
+    raise_if_unreachable,
     resolve_tracking_uri,
     retry,
     tracking_enabled,
@@ -137,6 +137,7 @@ class RunTracker:
         try:
             self._open(run_config, resume_run_id)
         except Exception as exc:  # noqa: BLE001 - see the module docstring
+            raise_if_unreachable(self.uri, exc)
             warn("run creation", exc)
             self.enabled = False
 
@@ -160,7 +161,8 @@ class RunTracker:
         """Continue ``run_id`` (RUNNING again, owned by this process, under ``parent``)."""
         try:
             run = retry(self._client.get_run, run_id)
-        except Exception:  # noqa: BLE001 - gone (another store?): a new run is opened
+        except Exception as exc:  # noqa: BLE001 - gone (another store?): a new run is opened
+            raise_if_unreachable(self.uri, exc)
             return False
         if run.info.lifecycle_stage == "deleted":
             return False
@@ -176,6 +178,7 @@ class RunTracker:
         try:
             retry(self._client.get_run, parent)
         except Exception as exc:  # noqa: BLE001
+            raise_if_unreachable(self.uri, exc)
             print(
                 f"jointseg: MLflow parent run {parent} not found ({type(exc).__name__}); logging a top-level run",
                 file=sys.stderr,
@@ -193,12 +196,11 @@ class RunTracker:
             return None
 
     def _give_up(self, what: str, exc: BaseException) -> None:
-        """Warn; after a transient error (retries exhausted) stop tracking this run."""
+        """Warn; after a transient error (retries exhausted) stop the job (:class:`~.store.TrackingUnavailable`)."""
         if is_transient(exc):
-            warn(f"{what} (tracking is off for the rest of this run)", exc)
-            self.enabled = False
-        else:
-            warn(what, exc)
+            self.enabled = False  # finish() after the failure sends nothing more
+            raise_if_unreachable(self.uri, exc)
+        warn(what, exc)
 
     def log_params(self, params: dict[str, str]) -> None:
         """Log params (batched)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..io_utils import UserError
 from .child import one_line
-from .store import tracking_enabled
+from .store import raise_if_unreachable, resolve_tracking_uri, tracking_enabled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +105,8 @@ def _metrics(args: argparse.Namespace, config: dict | None, log_test_metrics) ->
             run_id = log_test_metrics(path, args.run_dir, uri, args.summary)
         except UserError:
             raise
-        except Exception as exc:  # noqa: BLE001 - MLflow is a view: warn, never fail the job
+        except Exception as exc:  # noqa: BLE001 - MLflow is a view: warn, unless the store is unreachable
+            raise_if_unreachable(resolve_tracking_uri(uri), exc)  # fails the job: a rerun logs them
             print(f"jointseg track metrics: warning: {path}: MLflow failed ({one_line(exc)})", file=sys.stderr)
             continue
         if run_id:

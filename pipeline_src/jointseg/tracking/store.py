@@ -5,6 +5,16 @@ retried (tenacity, jittered exponential back-off) on *transient* errors only:
 a locked database, a dropped connection, an HTTP 429/5xx, a lost race creating
 the experiment. Anything else fails at once.
 
+A store that stays unreachable (a transient error after the whole retry budget:
+a stopped tracking server, a database locked for a minute) ends the process:
+:func:`raise_if_unreachable` turns the error into :class:`TrackingUnavailable`,
+one line naming the tracking URI, so that the job fails within a bounded time
+and its rerun (after the store is back) continues the same MLflow run. Other
+tracking errors are warnings (see :mod:`.child`): a rerun would not fix them.
+The bound: ``$JOINTSEG_MLFLOW_RETRY_SECONDS`` (60) of retries, each HTTP request limited by
+MLflow's ``MLFLOW_HTTP_REQUEST_TIMEOUT``/``_MAX_RETRIES``/``_BACKOFF_FACTOR``
+(set by :func:`quiet_environment` unless already set).
+
 ``import mlflow`` takes seconds; it happens inside the functions only.
 """
 
@@ -16,8 +26,20 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..io_utils import UserError
 
 DISABLE_ENV = "JOINTSEG_MLFLOW"  # "0"/"off"/"false"/"no" switches tracking off
+RETRY_ENV = "JOINTSEG_MLFLOW_RETRY_SECONDS"  # retry budget of one call (:func:`retry`), default 60
+
+# MLflow's own HTTP retries under ours: a refused connection costs ~5 s per call, a
+# hung server 3 x 30 s, so one call to a dead server gives up within ~2.5 minutes.
+HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 # Lower-cased substrings of "<ExceptionClass> <message>" that mark a transient failure.
 _TRANSIENT = (
@@ -43,12 +65,13 @@ _TRANSIENT = (
 
 
 def quiet_environment() -> None:
-    """Keep MLflow off the network (telemetry) and quiet; our retries replace its HTTP retries."""
+    """Keep MLflow off the network (telemetry) and quiet; bound its HTTP retries (:data:`HTTP_SETTINGS`)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    for key, value in HTTP_SETTINGS.items():
+        os.environ.setdefault(key, value)
 
 
 def tracking_enabled() -> bool:
@@ -78,6 +101,39 @@ def is_transient(exc: BaseException) -> bool:
     return any(marker in text for marker in _TRANSIENT)
 
 
+class TrackingUnavailable(UserError):
+    """The tracking store did not answer within the retry budget: the job stops; a rerun continues."""
+
+
+def display_uri(uri: str) -> str:
+    """``uri`` without its password (``postgresql://user:***@host/db``), for messages."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def retry_seconds() -> float:
+    """How long :func:`retry` keeps trying one call: ``$JOINTSEG_MLFLOW_RETRY_SECONDS``, default 60."""
+    return float(os.environ.get(RETRY_ENV, "60"))
+
+
+def raise_if_unreachable(uri: str | None, exc: BaseException) -> None:
+    """Raise :class:`TrackingUnavailable` (naming ``uri``) when ``exc`` is a transient error,
+    i.e. one :func:`retry` gave up on; return for any other error."""
+    if isinstance(exc, TrackingUnavailable):
+        raise exc
+    if not is_transient(exc):
+        return
+    cause = (str(exc).splitlines() or [""])[0][:300]
+    raise TrackingUnavailable(
+        f"MLflow tracking store {display_uri(uri or '?')} unreachable (retried for {retry_seconds():g} s: "
+        f"{type(exc).__name__}: {cause}); files under results/ are complete - bring the store back "
+        "(or set JOINTSEG_MLFLOW=0) and rerun the same command: training resumes and continues its MLflow run"
+    ) from None
+
+
 def retry(
     fn: Callable[..., Any],
     *args: Any,
@@ -88,8 +144,8 @@ def retry(
 ) -> Any:
     """``fn(*args, **kwargs)``, retrying transient failures with jittered exponential back-off.
 
-    Gives up after ``attempts`` calls or 60 s; re-raises the last exception, and any
-    non-transient one at once.
+    Gives up after ``attempts`` calls or :func:`retry_seconds`; re-raises the last
+    exception, and any non-transient one at once.
     """
     from tenacity import (
         Retrying,
@@ -100,7 +156,7 @@ def retry(
     )
 
     retrying = Retrying(
-        stop=stop_after_attempt(attempts) | stop_after_delay(60),
+        stop=stop_after_attempt(attempts) | stop_after_delay(retry_seconds()),
         wait=wait_random_exponential(multiplier=base_delay, max=max_delay),
         retry=retry_if_exception(is_transient),
         reraise=True,
