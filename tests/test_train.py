@@ -219,6 +219,36 @@ def test_resume_after_kill9_gives_identical_weights(isic_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_sigterm_to_the_process_group_with_loader_workers_saves_and_resumes(isic_run, tmp_path):
+    """A time limit's SIGTERM reaches every process of the job, loader workers included: the training
+    still finishes its step, saves latest.pt and stops (exit 2); rerunning ends bit-identical."""
+    rc, reference_out, _ = isic_run
+    rc = json.loads(json.dumps(rc))
+    rc["train"]["workers"] = 2
+    rc_path = tmp_path / "run_config.json"
+    rc_path.write_text(json.dumps(rc))
+    out = tmp_path / "terminated"
+    proc = subprocess.Popen(
+        train_cmd(rc_path, out), env=sub_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    latest = out / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + 300
+    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGTERM)  # as Slurm does: the training and its workers
+    err = proc.communicate(timeout=300)[1].decode()
+    assert proc.returncode == 2, err
+    assert "stopped by SIGTERM at iteration" in err and "latest.pt saved" in err
+    stopped_at = torch.load(latest, weights_only=True)["step"]
+    assert 0 < stopped_at < 6 and not (out / "train_done.json").exists()
+
+    res = subprocess.run(train_cmd(rc_path, out), env=sub_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"resuming from {latest} at step {stopped_at}" in res.stderr
+    assert_same_final(reference_out, out)
+
+
+@pytest.mark.slow
 def test_training_logs_child_run_to_mlflow(demo_data, tmp_path, monkeypatch):
     """A real training with tracking on: params, per-step metrics, artifacts, logged model."""
     from jointseg import tracking

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.utils.data
+from torch.utils.data import DataLoader
 
 
 def _as_tensors(item: tuple[Any, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,6 +29,12 @@ class _BatchRange(torch.utils.data.Dataset):
         return _as_tensors(self.batches[self.start + i])
 
 
+def _ignore_sigterm(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's worker_init_fn signature
+    """A time limit's SIGTERM goes to every process of the job: the workers must outlive it, so that
+    the training process finishes its step and saves ``latest.pt`` (a dead worker aborts the loop)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def iterate_batches(
     batches: Any, start: int, stop: int, workers: int, device: torch.device
 ) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
@@ -39,8 +47,6 @@ def iterate_batches(
         for t in range(start, stop):
             yield t, _as_tensors(batches[t])
         return
-    from torch.utils.data import DataLoader
-
     loader = DataLoader(
         _BatchRange(batches, start, stop),
         batch_size=None,
@@ -48,5 +54,6 @@ def iterate_batches(
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
+        worker_init_fn=_ignore_sigterm,
     )
     yield from enumerate(loader, start=start)
