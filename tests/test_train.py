@@ -249,6 +249,36 @@ def test_sigterm_to_the_process_group_with_loader_workers_saves_and_resumes(isic
 
 
 @pytest.mark.slow
+def test_a_kill_before_the_first_checkpoint_continues_the_same_mlflow_run(demo_data, tmp_path):
+    """latest.pt of step 0 records the MLflow run: a rerun after kill -9 continues it, none is duplicated."""
+    from mlflow.tracking import MlflowClient
+
+    rc = tiny_run_config(demo_data, iterations=200, checkpoint_every=1000, val_every=1000)
+    rc_path = tmp_path / "run_config.json"
+    rc_path.write_text(json.dumps(rc))
+    out = tmp_path / "killed"
+    cmd = [c for c in train_cmd(rc_path, out) if c != "--no-mlflow"]
+    env = {**sub_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env.pop("JOINTSEG_MLFLOW_PARENT", None)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    latest = out / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + 300
+    while not latest.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(latest, weights_only=True)
+    assert saved["step"] == 0 and saved["mlflow_run_id"]
+
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(saved["mlflow_run_id"], "FINISHED")]
+    assert [m.step for m in client.get_metric_history(saved["mlflow_run_id"], "loss")] == list(range(1, 201))
+
+
+@pytest.mark.slow
 def test_training_logs_child_run_to_mlflow(demo_data, tmp_path, monkeypatch):
     """A real training with tracking on: params, per-step metrics, artifacts, logged model."""
     from jointseg import tracking

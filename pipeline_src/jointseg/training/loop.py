@@ -99,6 +99,10 @@ def _train(
     if not (out / "run_config.json").is_file():  # a record of what this folder was trained with
         atomic_write_json(out / "run_config.json", run_config)
     tracker = _open_tracker(run, n_threads, tracking)
+    if tracker.run_id and not (run.ckpt_dir / "latest.pt").is_file():
+        # the resume point of step 0 records the MLflow run: a kill before the first periodic
+        # checkpoint continues this run on the rerun instead of leaving it KILLED beside a new one
+        save_latest(run, tracker)
     try:
         with _StopFlag() as stop:
             _iterate(run, tracker, stop, progress)
