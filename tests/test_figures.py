@@ -16,9 +16,8 @@ from reporting_helpers import CASES, VARIANTS, manifest, prepared_folder, write_
 from jointseg.cli import main as cli_main
 from jointseg.config import load_config
 from jointseg.evaluation.evaluate import COLUMNS, write_metrics
-from jointseg.models import build_model
+from jointseg.models import build_model, model_kwargs
 from jointseg.reporting import figures, figures_curves
-from jointseg.training.build import model_kwargs
 
 
 def _rgb_case(rng, size=48):

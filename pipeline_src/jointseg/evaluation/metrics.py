@@ -132,6 +132,17 @@ def image_diagonal(shape: Sequence[int], spacing: Sequence[float] | None = None)
     return float(np.sqrt(np.sum(extent**2)))
 
 
+def case_dice(pred, label, num_classes: int) -> np.ndarray:
+    """Foreground Dice per class of one case (2-D image or 3-D volume of class indices).
+
+    :func:`overlap_metrics`'s Dice: both empty -> 1, the project's metric policy (MONAI
+    ``compute_dice`` with ``ignore_empty=False`` gives the same; the tests check it).
+    Training's validation scores with it.
+    """
+    pred, label = np.asarray(pred), np.asarray(label)
+    return np.array([overlap_metrics(pred == k, label == k)["dice"] for k in range(1, num_classes)])
+
+
 def case_metrics(
     pred: np.ndarray,
     ref: np.ndarray,

@@ -5,7 +5,7 @@
 
 (``--output`` is still accepted for ``--out``.) Each case is preprocessed
 exactly as in training (``preprocess_file`` with the checkpoint's
-``preprocess`` spec), segmented by sliding window (:mod:`.sliding_window`)
+``preprocess`` spec), segmented by the sliding window (:mod:`jointseg.models.sliding_window`)
 and mapped back onto its original grid (``restore``), under the precision the
 checkpoint was trained with (``train.amp``; an fp16 checkpoint runs in fp32 off
 CUDA). A case is one file, or
@@ -29,11 +29,17 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from ..data.preprocess import preprocess_file, restore, save_prediction
+from ..device import resolve_threads, select_device, select_precision, set_threads
 from ..io_utils import UserError, atomic_path, atomic_save_npy
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint
+from ..models.sliding_window import sliding_probabilities
 from .inputs import case_id, group_cases, list_inputs  # noqa: F401 (case_id: public here too)
-from .sliding_window import case_dice, sliding_probabilities  # noqa: F401 (public here too)
 
 
 def _save_probabilities(probs: np.ndarray, inverse, out_dir: Path, cid: str) -> Path:
@@ -41,8 +47,6 @@ def _save_probabilities(probs: np.ndarray, inverse, out_dir: Path, cid: str) -> 
         path = out_dir / f"{cid}_prob.npy"
         atomic_save_npy(path, probs.astype(np.float32))
         return path
-    import nibabel as nib
-
     path = out_dir / f"{cid}_prob.nii.gz"
     data = np.moveaxis(probs.astype(np.float32), 0, -1)  # (X, Y, Z, K): NIfTI's 4th axis
     img = nib.Nifti1Image(data, inverse.affine)
@@ -67,10 +71,6 @@ def predict_files(
 
     Returns the written label files, one per case.
     """
-    import torch
-
-    from ..device import resolve_threads, select_device, set_threads
-
     if not 0 <= overlap < 1:
         raise UserError(f"--overlap {overlap}: must be in [0, 1)")
     device = select_device(device_spec)
@@ -84,8 +84,6 @@ def predict_files(
 
 def _segment(model, paths: list[Path], spec: dict, roi, device, precision, overlap: float):
     """Labels on the original grid, probabilities (if already restored, else ``None``) and the inverse."""
-    from ..data.preprocess import preprocess_file, restore
-
     ndim = int(spec["ndim"])
     array, inverse = preprocess_file(paths if spec.get("channel_files") else paths[0], spec)
     batch = array[None] if ndim == 2 else array
@@ -111,13 +109,6 @@ def _check_kind(paths: list[Path], ndim: int) -> None:
 def _predict(
     checkpoint, inputs, out_dir: Path, probabilities: bool, overlap: float, device, progress: bool
 ) -> list[Path]:
-    import torch
-    from tqdm import tqdm
-
-    from ..data.preprocess import restore, save_prediction
-    from ..device import select_precision
-    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
-
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     model = model_from_checkpoint(ckpt, device)
     cfg_train = ckpt.get("config", {}).get("train", {})

@@ -66,6 +66,24 @@ def build_model(
     )
 
 
+def model_kwargs(run_config: dict, manifest: dict) -> dict:
+    """Arguments of :func:`build_model` for a run: its run config's ``model`` and ``size``, the manifest's
+    channels and classes (stored in every checkpoint; the report counts parameters with them)."""
+    m = run_config["model"]
+    return {
+        "arch": m["arch"],
+        "preset": m["preset"],
+        "in_channels": int(manifest["in_channels"]),
+        "num_classes": int(manifest["num_classes"]),
+        "attention": m["attention"],
+        "attention_level": m["attention_level"],
+        "input_size": [int(s) for s in run_config["size"]],
+        "attention_options": dict(m["attention_options"]),
+        # head_relu is a DenseUNet option (null = the preset's value); baselines ignore it
+        **({"head_relu": m["head_relu"]} if m["arch"] == "denseunet" else {}),
+    }
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -82,4 +100,5 @@ __all__ = [
     "UNetPlusPlus",
     "build_model",
     "count_parameters",
+    "model_kwargs",
 ]

@@ -120,7 +120,7 @@ def _attention(
 ) -> tuple[list, list]:
     from ..attention import has_attention_map
     from ..data.preprocess import preprocess_file
-    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
+    from ..models.checkpoint import load_checkpoint, model_from_checkpoint
     from .figures import find_image
     from .figures_attention import attention_figure, attention_inputs
 
