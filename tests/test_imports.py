@@ -7,7 +7,8 @@ resolved to the ``jointseg`` package it reaches:
 - ``models/`` and ``attention/`` import no stage;
 - ``training/`` imports neither ``inference/`` nor ``reporting/``;
 - ``inference/`` imports neither ``training/`` nor ``reporting/``;
-- ``reporting/`` imports no ``training/``.
+- ``reporting/`` imports no ``training/``;
+- nothing but the entry point (``cli.py``) imports ``commands/``, the top layer.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def imported_modules(path: Path, root: Path = PACKAGE) -> list[tuple[int, str]]:
                 found.append((node.lineno, ".".join([*base, node.module])))
             else:  # from . import x, y: each name may be a module
                 found += [(node.lineno, ".".join([*base, alias.name])) for alias in node.names]
-    return found
+    return sorted(found)
 
 
 def stage_of(module: str) -> str | None:
@@ -68,7 +69,8 @@ def violations(root: Path = PACKAGE) -> list[str]:
     for path in sorted(root.rglob("*.py")):
         own = stage_of(module_name(path, root)[0])
         for line, target in imported_modules(path, root):
-            if stage_of(target) in FORBIDDEN.get(own, ()):
+            reached = stage_of(target)
+            if reached in FORBIDDEN.get(own, ()) or (reached == "commands" and own not in ("commands", "cli")):
                 out.append(f"{path.relative_to(root.parent)}:{line} imports {target}")
     return out
 
@@ -83,10 +85,12 @@ def test_the_parser_sees_relative_and_function_level_imports(tmp_path):
         "def f():\n"
         "    from ..inference.predict import predict_files\n"
         "    import jointseg.reporting.tables\n"
+        "from jointseg.commands import train\n"
     )
     assert violations(tmp_path / "jointseg") == [
         "jointseg/training/bad.py:3 imports jointseg.inference.predict",
         "jointseg/training/bad.py:4 imports jointseg.reporting.tables",
+        "jointseg/training/bad.py:5 imports jointseg.commands",
     ]
 
 
@@ -95,3 +99,8 @@ def test_stage_imports_run_one_way(stage):
     assert (PACKAGE / stage).is_dir()
     found = [v for v in violations() if v.startswith(f"jointseg/{stage}/")]
     assert not found, "imports against the stage order:\n" + "\n".join(found)
+
+
+def test_only_the_entry_point_imports_the_commands():
+    found = [v for v in violations() if "imports jointseg.commands" in v]
+    assert not found, "\n".join(found)

@@ -14,13 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from . import paths
 from .io_utils import UserError
+from .variants import VARIANTS
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 BASELINE_ARCHS = ("unet", "unet_pp", "attention_unet", "nonlocal_unet")
@@ -51,7 +49,7 @@ _SCHEMA_URI = "urn:jointseg:config-schema"
 
 
 @lru_cache(maxsize=1)
-def _default_filler() -> jsonschema.protocols.Validator:
+def _default_filler():
     """A validator that fills defaults while it walks (the jsonschema FAQ's ``extend`` recipe).
 
     Each ``properties`` keyword first sets the missing keys' defaults (deep
@@ -59,6 +57,10 @@ def _default_filler() -> jsonschema.protocols.Validator:
     misses it), then checks the properties as usual, descending into them and,
     through ``additionalProperties`` and ``$ref``, into every data set entry.
     """
+    import jsonschema  # lazy (with referencing: 0.1 s): the command line's help never validates
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
     base = jsonschema.Draft202012Validator
     root = schema()
     resource = DRAFT202012.create_resource(root)
@@ -78,7 +80,7 @@ def _default_filler() -> jsonschema.protocols.Validator:
     return jsonschema.validators.extend(base, {**skip, "properties": set_defaults})(root)
 
 
-def _where(error: jsonschema.ValidationError) -> str:
+def _where(error) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
@@ -87,6 +89,8 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
     Raises :class:`UserError` with one line naming the file, the key and the problem.
     """
+    import jsonschema  # lazy: see _default_filler
+
     root = schema()
     validator = jsonschema.Draft202012Validator(root)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -111,8 +115,6 @@ def _check_gpus_per_job(count: int | None, source: str) -> None:
 
 
 def _check_variant(variant: str, source: str) -> None:
-    from .variants import VARIANTS
-
     if variant not in VARIANTS:
         raise UserError(f"{source}: unknown variant '{variant}' in 'variants'; choose from {sorted(VARIANTS)}")
 

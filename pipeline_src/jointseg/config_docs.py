@@ -8,12 +8,9 @@ the committed file equals the generated one.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 from .config import schema
-from .io_utils import atomic_write_text
 
 HEADER = """# Study configuration keys
 
@@ -100,18 +97,3 @@ def render(root: dict | None = None) -> str:
         out.append("| key | type | default | meaning |\n|---|---|---|---|")
         out.extend(_rows(node, root, f"{name}." if name else "", tables))
     return "\n".join(out) + "\n"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg config-docs``."""
-    parser.add_argument("--out", default=None, help="file to write (default: print to stdout)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Write (or print) the configuration reference."""
-    text = render()
-    if args.out:
-        atomic_write_text(Path(args.out), text)
-    else:
-        print(text, end="")
-    return 0

@@ -19,14 +19,13 @@ stay strings).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from ..io_utils import UserError, atomic_path
 from .labels import list_cases, read_label
@@ -84,8 +83,6 @@ def evaluate_folders(
     found in any reference or prediction; a class absent from both masks of a
     case gets the both-empty row of the policy (Dice 1, distances 0).
     """
-    from tqdm import tqdm
-
     pred_dir, ref_dir = Path(pred_dir), Path(ref_dir)
     preds = list_cases(pred_dir, "prediction")
     refs = list_cases(ref_dir, "reference")
@@ -165,54 +162,3 @@ def summary_text(df: pd.DataFrame) -> str:
             f"{k:>5} {len(g):>5} " + " ".join(f"{v:>11.4f}" for v in means) + f" {int(g['hd95'].isna().sum()):>8}"
         )
     return "\n".join(lines)
-
-
-# --- CLI --------------------------------------------------------------------------------
-def _parse_labels(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--labels must be comma-separated integers, got '{text}'") from None
-
-
-def _manifest_classes(path: Path) -> list[int]:
-    try:
-        manifest = json.loads(path.read_text())
-        return list(range(1, int(manifest["num_classes"])))
-    except FileNotFoundError:
-        raise UserError(f"{path}: manifest not found") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: not a prepared-data manifest with 'num_classes' ({exc})") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg evaluate``."""
-    parser.add_argument("--pred", required=True, help="folder of predicted label files (<id>.png|.nii.gz|.nii|.npy)")
-    parser.add_argument("--ref", required=True, help="folder of reference label files with the same ids")
-    parser.add_argument("--out", required=True, help="output metrics CSV")
-    parser.add_argument("--dataset", required=True, help="data set name, written to the 'dataset' column")
-    parser.add_argument("--variant", required=True, help="variant (or baseline) name, written to 'variant'")
-    parser.add_argument("--seed", required=True, type=int, help="training seed, written to 'seed'")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--labels",
-        type=_parse_labels,
-        default=None,
-        help="foreground classes to score, e.g. 1,2 (default: every nonzero value found)",
-    )
-    group.add_argument("--manifest", default=None, help="prepared manifest.json; scores classes 1..num_classes-1")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``jointseg evaluate``."""
-    classes = args.labels
-    if args.manifest:
-        classes = _manifest_classes(Path(args.manifest))
-    df = evaluate_folders(args.pred, args.ref, classes=classes, progress=not args.quiet)
-    df = with_run(df, args.dataset, args.variant, args.seed)
-    write_metrics(df, args.out)
-    if not args.quiet:
-        print(f"{args.out}: {df['case'].nunique()} cases, classes {sorted(df['class'].unique().tolist())}")
-        print(summary_text(df))
-    return 0

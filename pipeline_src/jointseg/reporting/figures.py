@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import nibabel as nib
+from matplotlib import patheffects
+from PIL import Image
 
 matplotlib.use("Agg")  # headless, deterministic rasteriser; before pyplot is imported
 
@@ -115,8 +118,6 @@ def read_any(path: Path, canonical: bool = True) -> np.ndarray:
     """Read an image or label file as an array; NIfTI reoriented to canonical RAS when asked."""
     name = path.name.lower()
     if name.endswith((".nii.gz", ".nii")):
-        import nibabel as nib
-
         img = nib.load(str(path))
         if canonical:
             img = nib.as_closest_canonical(img)
@@ -124,7 +125,6 @@ def read_any(path: Path, canonical: bool = True) -> np.ndarray:
         return data[..., 0] if data.ndim == 4 else data
     if name.endswith(".npy"):
         return np.load(path, allow_pickle=False)
-    from PIL import Image
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB") if im.mode not in ("L", "P", "I", "I;16", "1", "RGB") else im)
@@ -151,8 +151,6 @@ def _overlay(ax, image: np.ndarray, labels: np.ndarray | None, contour: np.ndarr
         shown = np.ma.masked_equal(labels.astype(int), 0)
         ax.imshow(shown, cmap=cmap, vmin=0, vmax=k, alpha=0.45, interpolation="nearest")
     if contour is not None and contour.any():
-        from matplotlib import patheffects
-
         cs = ax.contour(contour > 0, levels=[0.5], colors="yellow", linewidths=1.0)
         cs.set_path_effects([patheffects.withStroke(linewidth=2.2, foreground="black")])  # visible on any skin/MRI
     ax.set_xticks([])

@@ -11,14 +11,12 @@ as in the summary tables. Values are rounded to 6 digits so that
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from ..io_utils import atomic_write_json
 from .collect import read_metrics_files
 
 HEADLINE: tuple[str, ...] = ("dice", "iou", "hd95", "assd")
@@ -40,15 +38,3 @@ def headline_means(df: pd.DataFrame) -> dict:
             means[m] = round(sum(values) / len(values), 6) if values else None
         out.setdefault(str(dataset), {})[str(variant)] = {**means, "runs": int(len(per_run))}
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg headline-metrics``."""
-    parser.add_argument("--metrics", nargs="+", required=True, metavar="FILE", help="metrics.csv of each run")
-    parser.add_argument("--out", required=True, help="output JSON (e.g. results/summary/metrics.json)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``jointseg headline-metrics``."""
-    atomic_write_json(args.out, headline(args.metrics))
-    return 0

@@ -34,7 +34,7 @@ RUN_KEYS = ("dataset", "variant", "seed")
 
 def score_columns(table) -> list[str]:
     """The score columns of a metrics or summary table, in its order (see the module docstring)."""
-    import pandas as pd
+    import pandas as pd  # lazy: `jointseg track start` (the workflow's onstart) reads no table
 
     return [
         c
@@ -82,7 +82,7 @@ def class_scores(table, labels: dict | None, prefix: str = "") -> dict[str, floa
 
 def read_table(path: str | Path):
     """A metrics/summary CSV (case ids stay strings)."""
-    import pandas as pd
+    import pandas as pd  # lazy: see score_columns
 
     path = Path(path)
     if not path.is_file():
@@ -157,7 +157,7 @@ def run_id_of(run_dir: str | Path) -> str | None:
     for name in ("final.pt", "latest.pt"):
         ckpt = run_dir / "checkpoints" / name
         if ckpt.is_file():
-            import torch
+            import torch  # lazy: only for runs that never wrote train_done.json
 
             run_id = torch.load(ckpt, map_location="cpu", weights_only=True).get("mlflow_run_id")
             if run_id:

@@ -7,6 +7,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 import torch.utils.data
+from torch.utils.data import DataLoader
 
 
 def _as_tensors(item: tuple[Any, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,7 +40,6 @@ def iterate_batches(
         for t in range(start, stop):
             yield t, _as_tensors(batches[t])
         return
-    from torch.utils.data import DataLoader
 
     loader = DataLoader(
         _BatchRange(batches, start, stop),

@@ -9,15 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from .config import BASELINE_ARCHS, load_config, resolve_run
-from .io_utils import atomic_write_json
+from ..config import BASELINE_ARCHS, load_config, resolve_run
+from ..io_utils import atomic_write_json
+from ..variants import VARIANTS
 
 
 def add_run_selection(parser, required: bool = True) -> None:
     """The options that pick one run from a study config (shared with ``jointseg train``)."""
     parser.add_argument("--config", required=required, default=None, help="study config YAML")
-    from .variants import VARIANTS
-
     parser.add_argument(
         "--dataset", required=required, default=None, help="data set name (a key of the config's 'datasets')"
     )
@@ -45,6 +44,7 @@ def run_from_args(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``jointseg resolve``."""
     add_run_selection(parser)
     parser.add_argument(
         "--prepared",
@@ -56,5 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Write the run's settings."""
     atomic_write_json(args.out, run_from_args(args))
     return 0
