@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from attention_helpers import NAMED
 
 from jointseg import device
 from jointseg.attention import build
@@ -15,12 +16,12 @@ from jointseg.config import load_config
 from jointseg.io_utils import UserError
 from jointseg.models import build_model
 from jointseg.training import losses
-from jointseg.variants import VARIANTS
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 LOW = [torch.bfloat16, torch.float16]
-# every attention block the variants build, and PSANet's own structure
-BLOCKS = [(v, {}) for v in VARIANTS if v not in ("none", "custom")] + [
+# every block with attention over positions that the variants build (NAMED: the precision option
+# and maps are theirs; cbam is a gate), and PSANet's own structure
+BLOCKS = [(v, {}) for v in NAMED] + [
     ("pointwise", {"structure": "psanet"}),
     ("joint", {"checkpoint": True}),  # the backward that recomputes the logits
 ]

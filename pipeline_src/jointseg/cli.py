@@ -29,12 +29,13 @@ from .commands import (
     track,
     train,
 )
+from .data.formats import FORMATS
 from .io_utils import UserError
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "download": (download, "fetch a data set's archives, verify checksums, extract"),
-    "prepare": (prepare, "convert raw data (isic, msd, nnunet) into arrays + manifest + splits"),
+    "prepare": (prepare, f"convert raw data ({', '.join(FORMATS)}) into arrays + manifest + splits"),
     "make-demo": (make_demo, "(re)generate the embedded synthetic demo data sets"),
     "config-docs": (config_docs, "write config/README.md: every config key, generated from the schema"),
     "resolve": (resolve, "write the resolved settings of one training run as JSON"),

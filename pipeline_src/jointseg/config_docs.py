@@ -1,6 +1,7 @@
 """``jointseg config-docs``: config/README.md, every config key described, generated from the schema.
 
-The schema is the one place that holds keys, types, defaults and descriptions;
+The schema is the one place that holds keys, types, defaults and descriptions (its
+registry-backed enums filled from the registries, :func:`jointseg.config.schema`);
 this renders it as Markdown tables (one per object) so the documentation cannot
 drift from what validation accepts. ``tests/test_config_docs.py`` checks that
 the committed file equals the generated one.
@@ -14,7 +15,8 @@ from .config import schema
 
 HEADER = """# Study configuration keys
 
-Generated from `pipeline_src/jointseg/schemas/config.schema.yaml` by
+Generated from `pipeline_src/jointseg/schemas/config.schema.yaml` and the registries its
+enums come from (`jointseg.variants`, `jointseg.architectures`, `jointseg.data.formats`) by
 `jointseg config-docs --out config/README.md`; do not edit by hand.
 
 A study is one YAML file (`config/config.yaml`, the demo, is the default;

@@ -3,6 +3,8 @@
     jointseg prepare DATASET --config config/config.yaml [--raw data/raw/DATASET] [--out data/prepared/DATASET/KEY]
     jointseg prepare --format FORMAT --source PATH --out DIR [--size N [N]] [--seed K]
 
+FORMAT: a key of :data:`jointseg.data.formats.FORMATS` (``jointseg prepare --help`` lists them).
+
 What is written, and how: :mod:`jointseg.data.prepare`.
 """
 
@@ -13,8 +15,8 @@ from pathlib import Path
 
 from .. import paths
 from ..config import load_dataset_entry, preparation_key
+from ..data.formats import FORMATS
 from ..data.marker import source_root
-from ..data.prepare import FORMATS, Settings, prepare
 from ..io_utils import UserError
 
 
@@ -36,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``jointseg prepare``."""
+    from ..data.prepare import Settings, prepare  # lazy: scikit-image and scipy stay out of `jointseg --help`
+
     if args.dataset:
         if not args.config:
             raise UserError("DATASET needs --config (or use --format F --source PATH --out DIR)")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config import BASELINE_ARCHS, load_config, resolve_run
+from ..architectures import baselines
+from ..config import load_config, resolve_run
 from ..io_utils import atomic_write_json
 from ..variants import VARIANTS
 
@@ -24,7 +25,7 @@ def add_run_selection(parser, required: bool = True) -> None:
         "--variant",
         required=required,
         default=None,
-        help=f"attention variant ({', '.join(VARIANTS)}) or a baseline ({', '.join(BASELINE_ARCHS)})",
+        help=f"attention variant ({', '.join(VARIANTS)}) or a baseline ({', '.join(baselines())})",
     )
     parser.add_argument("--seed", type=int, required=required, default=None, help="training seed")
     parser.add_argument(

@@ -1,7 +1,4 @@
-"""``jointseg prepare``: raw images/volumes -> arrays + manifest.json + splits.json.
-
-    jointseg prepare DATASET --config config/config.yaml [--raw data/raw/DATASET] [--out data/prepared/DATASET/KEY]
-    jointseg prepare --format {isic,msd,nnunet} --source PATH --out DIR [--size N [N]] [--seed K]
+"""Preparation (``jointseg prepare``): raw images/volumes -> arrays + manifest.json + splits.json.
 
 Output (docs/design.md "Prepared data")::
 
@@ -11,8 +8,8 @@ Output (docs/design.md "Prepared data")::
     DIR/test/images/<id>.<ext>, DIR/test/labels/<id>.<ext>   test cases on the original grid
         (nnU-Net: test/images/<id>_0000<ending>, <id>_0001<ending>, ... one file per channel)
 
-Adapters (``format``): ``isic`` (:mod:`.isic`), ``msd`` (:mod:`.msd`, also
-multi-modal 4-D tasks), ``nnunet`` (:mod:`.nnunet`, nnU-Net v2 raw data sets).
+The data set's ``format`` names its adapter (:data:`jointseg.data.formats.FORMATS`),
+which finds the cases and says whether they are images (2-D) or volumes (3-D).
 With a config, the cases are read from the raw folder, or in place from the
 local folder the download recorded (:func:`jointseg.data.marker.source_root`).
 
@@ -31,14 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io_utils import UserError, atomic_write_json
-from . import isic, msd, nnunet
 from .cases import Layout, RawCase
+from .formats import FORMATS
 from .prepare_2d import prepare_2d
 from .prepare_3d import prepare_3d
 from .preprocess import SPEC_VERSION
 from .splits import load_previous_splits, make_splits
 
-FORMATS = ("isic", "msd", "nnunet")
 __all__ = ["FORMATS", "RawCase", "Settings", "make_splits", "prepare"]
 
 
@@ -62,19 +58,9 @@ class Settings:
 
 def find_layout(source: Path, st: Settings) -> Layout:
     """Run the format's adapter over ``source``."""
-    if st.format == "isic":
-        return Layout(
-            cases=isic.find_cases(source), labels=st.labels or dict(isic.DEFAULT_LABELS), channels=["R", "G", "B"]
-        )
-    if st.format == "msd":
-        cases, meta = msd.find_cases(source)
-        labels = st.labels or {
-            str(k): str(v) for k, v in meta.get("labels", {"0": "background", "1": "foreground"}).items()
-        }
-        return Layout(cases=cases, labels=labels, channels=msd.channel_names(meta))
-    if st.format == "nnunet":
-        return nnunet.find_layout(source, st.labels)
-    raise UserError(f"unknown format '{st.format}'; choose one of {', '.join(FORMATS)}")
+    if st.format not in FORMATS:
+        raise UserError(f"unknown format '{st.format}'; choose one of {', '.join(FORMATS)}")
+    return FORMATS[st.format]().find_layout(source, st.labels)
 
 
 def _swap_in(tmp: Path, out: Path) -> None:
@@ -96,7 +82,7 @@ def prepare(source: str | os.PathLike, out: str | os.PathLike, st: Settings) -> 
         layout.cases, rule, st.seed, st.fractions, load_previous_splits(out), source, layout.fixed_splits
     )
     split_of = {cid: s for s in ("train", "val", "test") for cid in splits[s]}
-    ndim = 2 if st.format == "isic" or layout.file_ending == ".png" else 3
+    ndim = layout.ndim
 
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -29,11 +29,21 @@ from tqdm import tqdm
 
 from ..io_utils import UserError, atomic_path
 from .labels import list_cases, read_label
-from .metrics import METRICS, case_metrics, image_diagonal
+from .metrics import METRICS, case_metrics, distance_metrics, image_diagonal
 
 RUN_COLUMNS: tuple[str, ...] = ("dataset", "variant", "seed")
-CASE_COLUMNS: tuple[str, ...] = ("case", "class", *METRICS, "diagonal", "unit")
-COLUMNS: tuple[str, ...] = (*RUN_COLUMNS, *CASE_COLUMNS)
+
+
+def case_columns() -> tuple[str, ...]:
+    """The per-case columns: case, class, every metric of the registry, the grid's diagonal and unit."""
+    return ("case", "class", *METRICS, "diagonal", "unit")
+
+
+def columns() -> tuple[str, ...]:
+    """Every column of ``metrics.csv``: the run's identity, then :func:`case_columns`."""
+    return (*RUN_COLUMNS, *case_columns())
+
+
 FLOAT_FORMAT = "%.10g"
 AFFINE_ATOL = 1e-4
 
@@ -79,7 +89,7 @@ def evaluate_folders(
 ) -> pd.DataFrame:
     """Metrics of every case in ``pred_dir`` against ``ref_dir``, one row per case and class.
 
-    Columns :data:`CASE_COLUMNS`. ``classes`` defaults to every nonzero value
+    Columns :func:`case_columns`. ``classes`` defaults to every nonzero value
     found in any reference or prediction; a class absent from both masks of a
     case gets the both-empty row of the policy (Dice 1, distances 0).
     """
@@ -111,19 +121,19 @@ def evaluate_folders(
         raise UserError(
             f"{ref_dir}: no foreground class to evaluate (all labels are 0); pass --labels to score classes anyway"
         )
-    df = pd.DataFrame(rows, columns=list(CASE_COLUMNS))
+    df = pd.DataFrame(rows, columns=list(case_columns()))
     return df.sort_values(["case", "class"], kind="stable").reset_index(drop=True)
 
 
 def with_run(df: pd.DataFrame, dataset: str, variant: str, seed: int) -> pd.DataFrame:
-    """``df`` (per-case rows) with the run's identity as its first columns (:data:`COLUMNS`)."""
+    """``df`` (per-case rows) with the run's identity as its first columns (:func:`columns`)."""
     for name, value in (("dataset", dataset), ("variant", variant)):
         if not str(value).strip():
             raise UserError(f"--{name} must be a non-empty name")
     if int(seed) < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
     out = df.assign(dataset=str(dataset), variant=str(variant), seed=int(seed))
-    return out[list(COLUMNS)]
+    return out[list(columns())]
 
 
 # --- metrics.csv ------------------------------------------------------------------------
@@ -134,7 +144,7 @@ def write_metrics(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_metrics(path: str | Path) -> pd.DataFrame:
-    """Read a ``metrics.csv`` (columns :data:`COLUMNS`), ids as strings; :class:`UserError` if malformed."""
+    """Read a ``metrics.csv`` (columns :func:`columns`), ids as strings; :class:`UserError` if malformed."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: metrics file not found; run `jointseg evaluate` for this run first")
@@ -142,15 +152,16 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
         df = pd.read_csv(path, dtype={"dataset": str, "variant": str, "case": str, "unit": str})
     except Exception as exc:
         raise UserError(f"{path}: cannot read metrics CSV ({exc})") from None
-    missing = [c for c in COLUMNS if c not in df.columns]
+    expected = columns()
+    missing = [c for c in expected if c not in df.columns]
     if missing:
         raise UserError(
-            f"{path}: missing column(s) {missing}; expected {','.join(COLUMNS)} "
+            f"{path}: missing column(s) {missing}; expected {','.join(expected)} "
             "(re-run `jointseg evaluate` with --dataset/--variant/--seed)"
         )
     if df.empty:
         raise UserError(f"{path}: metrics file has no rows; re-run `jointseg evaluate`")
-    return df[list(COLUMNS)]
+    return df[list(expected)]
 
 
 def summary_text(df: pd.DataFrame) -> str:
@@ -159,6 +170,8 @@ def summary_text(df: pd.DataFrame) -> str:
     for k, g in df.groupby("class", sort=True):
         means = [g[m].mean(skipna=True) for m in METRICS]
         lines.append(
-            f"{k:>5} {len(g):>5} " + " ".join(f"{v:>11.4f}" for v in means) + f" {int(g['hd95'].isna().sum()):>8}"
+            f"{k:>5} {len(g):>5} "
+            + " ".join(f"{v:>11.4f}" for v in means)
+            + f" {int(g[distance_metrics()[0]].isna().sum()):>8}"
         )
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..architectures import cited
 from ..io_utils import atomic_write_text
 from . import attention_summary as att
 from . import claims as cl
@@ -128,12 +129,12 @@ BALANCE_TEXT = (
 
 
 def build_claims(pooled: pd.DataFrame, attention: pd.DataFrame, balance: pd.DataFrame, n_boot: int, study: set):
-    """``(claims, tests)``: one row per claim of :data:`.claims.CLAIMS` and every test behind them."""
+    """``(claims, tests)``: one row per claim of :func:`.claims.claims` and every test behind them."""
     loc, loc_why = cl.locality_tests(attention)
     sota = cl.sota_tests(pooled, n_boot)
     bal, bal_why = cl.balance_tests(balance, study)
     rows = [cl.claim_row("locality", loc, loc_why)]
-    for baseline in cl.CITED:
+    for baseline in cited():
         claim = f"sota_{baseline}"
         missing = [r for r in ("joint", baseline) if r not in study]
         why = f"{' and '.join(missing)} not in the study" if missing else ""

@@ -22,12 +22,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..evaluation.metrics import headline_metrics
 from ..io_utils import UserError
 
 # Columns that say which run, case or class a row is, or how large an image is: never scores.
 IDENTITY_COLUMNS = frozenset({"dataset", "variant", "seed", "case", "class", "diagonal", "unit"})
-# The parent's headline: these class means, in this order, as many metrics as fit PARENT_METRICS_MAX.
-HEADLINE_ORDER: tuple[str, ...] = ("dice", "hd95", "iou", "assd")
 PARENT_METRICS_MAX = 40  # MLflow's chart view draws one chart per metric: keep the parent's view short
 RUN_KEYS = ("dataset", "variant", "seed")
 
@@ -133,12 +132,12 @@ def seed_means(summary_csv: str | Path, config: dict | None) -> dict[str, float]
 
 def parent_metrics(summary_csv: str | Path, config: dict | None) -> dict[str, float]:
     """The parent run's metrics: ``<dataset>/<variant>/test_<metric>_mean`` seed means for the
-    metrics of :data:`HEADLINE_ORDER`, as many whole metrics as keep the total within
-    :data:`PARENT_METRICS_MAX` (Dice always; then HD95, IoU, ASSD). Every other number is in
-    the parent's per-run table and on the children."""
+    registry's headline metrics by rank (:func:`~jointseg.evaluation.metrics.headline_metrics`), as
+    many whole metrics as keep the total within :data:`PARENT_METRICS_MAX` (the first always; then
+    HD95, IoU, ASSD). Every other number is in the parent's per-run table and on the children."""
     means = seed_means(summary_csv, config)
     out: dict[str, float] = {}
-    for metric in HEADLINE_ORDER:
+    for metric in headline_metrics():
         chosen = {k: v for k, v in means.items() if k.endswith(f"/test_{metric}_mean")}
         if out and len(out) + len(chosen) > PARENT_METRICS_MAX:
             break
