@@ -13,7 +13,10 @@ min_version("9.0")
 report: "workflow/report/workflow.rst"
 
 
-include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
+include: "workflow/rules/layout.smk"
+include: "workflow/rules/resources.smk"
+include: "workflow/rules/tracking.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from jointseg.attention import VARIANTS
+from jointseg.attention import BLOCKS, VARIANTS, block_name
 
-# the blocks with attention over positions; cbam is a gate (tests/test_cbam.py)
-NAMED = [v for v in VARIANTS if v not in ("none", "custom", "cbam")]
+# the named variants whose block has attention over positions (cbam is a gate: tests/test_cbam.py)
+NAMED = [
+    v
+    for v in VARIANTS
+    if v not in ("none", "custom") and getattr(BLOCKS[block_name(VARIANTS[v])], "has_attention_map", True)
+]
 PSANET = {"structure": "psanet"}
 # (variant, options): every named variant, the study options, and ablation term sets
 CASES = [(v, {}) for v in NAMED] + [

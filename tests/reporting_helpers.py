@@ -16,7 +16,7 @@ import yaml
 
 from jointseg import paths
 from jointseg.config import load_config, preparation_key, resolve_run
-from jointseg.evaluation.evaluate import COLUMNS, write_metrics
+from jointseg.evaluation.evaluate import columns, write_metrics
 
 JOINT = np.array([0.81, 0.72, 0.60, 0.94, 0.55, 0.86])
 DIFF = np.array([0.01, 0.02, -0.03, 0.04, 0.05, 0.06])
@@ -49,7 +49,7 @@ def metrics_frame(
             "diagonal": diagonal,
             "unit": unit,
         }
-    )[list(COLUMNS)]
+    )[list(columns())]
 
 
 def write_config(root: Path, with_msd: bool = False) -> Path:

@@ -11,14 +11,14 @@ import torch
 from training_helpers import prepare_demo, tiny_run_config
 
 from jointseg.cli import main as cli_main
-from jointseg.inference import sliding_window
+from jointseg.training import validate
 
 
 @pytest.fixture
 def scripted_validation(monkeypatch):
     """Validation Dice from a script, so that the best step is known (not the last one)."""
     scores: list[float] = []
-    monkeypatch.setattr(sliding_window, "validation_dice", lambda *a, **k: scores.pop(0))
+    monkeypatch.setattr(validate, "validation_dice", lambda *a, **k: scores.pop(0))
     return scores
 
 

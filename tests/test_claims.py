@@ -96,7 +96,7 @@ def test_cannot_run_claims_are_inconclusive_never_errors():
         {"joint"},
     )
     got = claims.set_index("claim")
-    assert list(got.index) == list(cl.CLAIMS)
+    assert list(got.index) == list(cl.claims())
     assert set(got["verdict"]) == {"inconclusive"}
     assert got.loc["sota_unet_pp", "reason"] == "unet_pp not in the study"
     assert got.loc["locality", "reason"] == "no attention statistics of pointwise and self"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import subprocess
 import sys
 
@@ -78,8 +77,22 @@ def test_dataset_variant_seed_config_share_their_names():
         assert flags <= {flag}, f"{dest} is spelled {sorted(flags)}"
 
 
-def test_every_command_module_has_the_cli_contract():
+def test_every_command_module_has_the_cli_contract_and_the_command_name():
+    """`jointseg X-Y` is jointseg.commands.X_Y, with add_arguments(parser) and main(args)."""
     for name, (module, help_text) in COMMANDS.items():
-        mod = importlib.import_module(module)
-        assert callable(mod.add_arguments) and callable(mod.main), name
+        assert module.__name__ == f"jointseg.commands.{name.replace('-', '_')}", name
+        assert callable(module.add_arguments) and callable(module.main), name
         assert help_text.strip(), name
+
+
+def test_the_command_line_imports_no_torch_pandas_or_mlflow():
+    """`jointseg --help` and every parser stay light: the stages are imported when a command runs."""
+    code = (
+        "import sys\n"
+        "from jointseg.cli import COMMANDS, build_parser\n"
+        "for name in COMMANDS: build_parser(name)\n"
+        "print(sorted(m for m in ('torch', 'pandas', 'mlflow', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jointseg.architectures import ARCHITECTURES
 from jointseg.cli import main as cli_main
 from jointseg.config import deep_merge, load_config, resolve_run, run_names, validate_config
 from jointseg.io_utils import UserError
+from jointseg.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [ROOT / "config" / "config.yaml", ROOT / "config" / "paper.yaml"]
@@ -53,6 +55,24 @@ def test_unknown_variant_is_refused():
     cfg = _minimal() | {"variants": ["joint", "magic"]}
     with pytest.raises(UserError, match="magic"):
         validate_config(cfg)
+
+
+def test_variants_and_architectures_are_two_name_spaces():
+    """A run's name says what it is: an attention variant, or a network trained as a baseline."""
+    assert set(VARIANTS).isdisjoint(ARCHITECTURES)
+
+
+def test_a_network_without_attention_cannot_carry_variants():
+    cfg = deep_merge(_minimal(), {"model": {"arch": "unet_pp"}, "variants": ["none", "joint"]})
+    with pytest.raises(UserError, match=r"'model\.arch'.*unet_pp takes no attention variant.*'baselines'"):
+        validate_config(cfg, source="my.yaml")
+    assert validate_config({**cfg, "variants": ["none"]})["model"]["arch"] == "unet_pp"
+
+
+def test_every_network_of_the_study_has_the_preset():
+    cfg = deep_merge(_minimal(), {"model": {"preset": "h_denseunet_hybrid"}, "baselines": ["unet"]})
+    with pytest.raises(UserError, match=r"'model\.preset': unet has no preset 'h_denseunet_hybrid'"):
+        validate_config(cfg, source="my.yaml")
 
 
 def test_resolve_run_precedence():

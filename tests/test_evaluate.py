@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from jointseg.cli import main as cli_main
-from jointseg.evaluation.evaluate import COLUMNS, evaluate_folders, read_metrics
+from jointseg.evaluation.evaluate import columns, evaluate_folders, read_metrics
 from jointseg.evaluation.metrics import case_metrics
 
 RUN = ["--dataset", "toy", "--variant", "joint", "--seed", "3"]
@@ -55,7 +55,7 @@ def test_png_folder_rows_and_values(png_folders, capsys):
     header = out.read_text().splitlines()[0]
     assert (
         header
-        == ",".join(COLUMNS)
+        == ",".join(columns())
         == ("dataset,variant,seed,case,class,dice,iou,hd95,assd,sensitivity,specificity,precision,diagonal,unit")
     )
     df = read_metrics(out)
@@ -164,7 +164,7 @@ def test_output_is_byte_stable(png_folders):
     first = out.read_bytes()
     _, out = _run(root)
     assert out.read_bytes() == first
-    assert pd.read_csv(out).shape == (3, len(COLUMNS))
+    assert pd.read_csv(out).shape == (3, len(columns()))
 
 
 def test_run_identity_is_required_and_checked(png_folders, capsys):

@@ -15,10 +15,9 @@ from reporting_helpers import CASES, VARIANTS, manifest, prepared_folder, write_
 
 from jointseg.cli import main as cli_main
 from jointseg.config import load_config
-from jointseg.evaluation.evaluate import COLUMNS, write_metrics
-from jointseg.models import build_model
+from jointseg.evaluation.evaluate import columns, write_metrics
+from jointseg.models import build_model, model_kwargs
 from jointseg.reporting import figures, figures_curves
-from jointseg.training.build import model_kwargs
 
 
 def _rgb_case(rng, size=48):
@@ -108,7 +107,7 @@ def _write_run(
                     "unit": "px",
                 }
             )
-    write_metrics(pd.DataFrame(rows)[list(COLUMNS)], run["run"] / "metrics.csv")
+    write_metrics(pd.DataFrame(rows)[list(columns())], run["run"] / "metrics.csv")
     files["metrics"].append(run["run"] / "metrics.csv")
     if seed == 0:  # the figures show the first seed
         ckpt = run["run"] / "checkpoints" / "final.pt"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from jointseg.config import BASELINE_ARCHS, load_config, resolve_run
+from jointseg.architectures import baselines
+from jointseg.config import load_config, resolve_run
 from jointseg.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ def paper() -> dict:
 def test_every_variant_and_cited_comparator(paper):
     assert paper["variants"] == ["none", "pointwise", "self", "joint", "joint_sum", "parallel", "self_pair", "cbam"]
     assert paper["baselines"] == ["unet", "unet_pp", "attention_unet", "nonlocal_unet"]
-    assert set(paper["baselines"]) == set(BASELINE_ARCHS)
+    assert set(paper["baselines"]) == set(baselines())
     assert paper["model"]["preset"] == "paper" and paper["seeds"] == [0, 1, 2]
 
 

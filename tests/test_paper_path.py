@@ -146,7 +146,7 @@ def test_every_archive_came_over_http(paper_run):
 @pytest.mark.slow
 def test_paper_preset_trained_at_the_configured_size(paper_run):
     from jointseg.models import build_model
-    from jointseg.training.checkpoint import load_checkpoint
+    from jointseg.models.checkpoint import load_checkpoint
 
     isic = paper_run.dataset("isic")
     assert paper_run.paper["datasets"][isic]["size"] == [256, 256]

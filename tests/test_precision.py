@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import pytest
 import torch
+from attention_helpers import NAMED
 
 from jointseg import device
-from jointseg.attention import build, has_attention_map
+from jointseg.attention import build
 from jointseg.config import load_config
 from jointseg.io_utils import UserError
 from jointseg.models import build_model
 from jointseg.training import losses
-from jointseg.variants import VARIANTS
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 LOW = [torch.bfloat16, torch.float16]
-# every attention block over positions the variants build (CBAM's gates are plain convs that follow
-# autocast like the rest of the network), and PSANet's own structure
-BLOCKS = [(v, {}) for v in VARIANTS if v not in ("none", "custom") and has_attention_map(build(v, 16, (4, 4)))] + [
+# every block with attention over positions that the variants build (NAMED: the precision option
+# and maps are theirs; cbam is a gate), and PSANet's own structure
+BLOCKS = [(v, {}) for v in NAMED] + [
     ("pointwise", {"structure": "psanet"}),
     ("joint", {"checkpoint": True}),  # the backward that recomputes the logits
 ]

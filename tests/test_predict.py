@@ -18,9 +18,11 @@ from nnunet_helpers import make_nnunet_dataset
 from training_helpers import prepare_demo, run_train, tiny_run_config
 
 from jointseg.cli import main as cli_main
+from jointseg.evaluation.metrics import case_dice
 from jointseg.inference.inputs import case_files, group_cases
-from jointseg.inference.predict import case_dice, case_id, list_inputs, predict_files, sliding_probabilities
+from jointseg.inference.predict import case_id, list_inputs, predict_files
 from jointseg.io_utils import UserError
+from jointseg.models.sliding_window import sliding_probabilities
 
 
 @pytest.fixture(scope="module")

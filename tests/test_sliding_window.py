@@ -7,7 +7,8 @@ from monai.inferers import sliding_window_inference
 from monai.metrics import compute_dice
 from monai.networks.utils import one_hot
 
-from jointseg.inference.sliding_window import case_dice, sliding_probabilities
+from jointseg.evaluation.metrics import case_dice
+from jointseg.models.sliding_window import sliding_probabilities
 
 CPU = torch.device("cpu")
 

@@ -11,8 +11,7 @@ from reporting_helpers import DIFF, JOINT, cli_args, fake_study
 
 from jointseg.cli import main as cli_main
 from jointseg.models import build_model
-from jointseg.reporting.summary import PENALISED
-from jointseg.reporting.tables import SCORE_METRICS, format_p, latex_tables
+from jointseg.reporting.tables import format_p, latex_tables
 
 
 def unet_parameters(attention: str) -> int:
@@ -127,7 +126,7 @@ def test_latex_escapes_free_text_and_keeps_the_math():
             "n_nan_case_seed": 0,
         }
         for v in ("joint_sum", "self")
-        for m in (*SCORE_METRICS, *PENALISED)
+        for m in ("dice", "iou", "hd95", "assd", "hd95_penalised", "assd_penalised")
     ]
     names = {"ds_1": {1: "50% core & rim"}}
     params = {("ds_1", "joint_sum"): 1234, ("ds_1", "self"): 99}

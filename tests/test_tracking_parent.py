@@ -74,6 +74,26 @@ def test_each_invocation_owns_its_parent(mlflow_store, tmp_path, monkeypatch):
     assert runs.loc[first, "status"] == "RUNNING" and runs.loc[second, "status"] == "RUNNING"
 
 
+def test_a_parent_without_study_dir_is_the_study_folder(mlflow_store, tmp_path, monkeypatch):
+    """`start_parent` without a folder records <results_dir>/<study>, the folder the workflow passes
+    (`--study-dir`), so a by-hand parent continues the children of the study's failed workflow parent."""
+    monkeypatch.chdir(tmp_path)
+    config = study_config(mlflow_store, "fallback")  # results_dir: results (relative, as in a config)
+    study_dir = tmp_path / "results" / "fallback"
+    workflow_parent = tracking.start_parent(config, study_dir)
+    monkeypatch.setenv(tracking.PARENT_ENV, workflow_parent)
+    child = tracking.RunTracker(run_config(mlflow_store, "fallback"), study_dir)
+    child.finish()
+    tracking.finish_parent("FAILED", config, run_id=workflow_parent)
+    monkeypatch.delenv(tracking.PARENT_ENV)
+
+    by_hand = tracking.start_parent(config)
+    runs = search_runs(mlflow_store, "fallback").set_index("run_id")
+    assert runs.loc[by_hand, "tags.jointseg.results_dir"] == str(study_dir.resolve())
+    assert runs.loc[workflow_parent, "tags.jointseg.results_dir"] == str(study_dir.resolve())
+    assert runs.loc[child.run_id, "tags.mlflow.parentRunId"] == by_hand
+
+
 DOOMED = textwrap.dedent("""
     import os, sys, time
     from jointseg import tracking

@@ -20,6 +20,7 @@ from training_helpers import ROOT, SIZE, THREADS, prepare_demo, run_train, tiny_
 
 from jointseg.cli import main as cli_main
 from jointseg.data import loader
+from jointseg.training import validate
 
 
 def train_cmd(rc_path: Path, out: Path) -> list[str]:
@@ -81,7 +82,7 @@ def test_outputs_and_checkpoint_layout(isic_run):
 
 
 def test_n_parameters_is_the_trainable_parameter_count(isic_run):
-    from jointseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from jointseg.models.checkpoint import load_checkpoint, model_from_checkpoint
 
     _, out, done = isic_run
     model = model_from_checkpoint(load_checkpoint(out / "checkpoints" / "final.pt"))
@@ -172,7 +173,7 @@ def test_resume_after_crash_in_process_is_exact(isic_run, tmp_path, monkeypatch)
 
     seen, real_getitem = [], TrainBatches.__getitem__
     monkeypatch.setattr(TrainBatches, "__getitem__", lambda self, t: seen.append(t) or real_getitem(self, t))
-    monkeypatch.setattr(loader, "eval_cases", recording_eval_cases(validations := []))
+    monkeypatch.setattr(validate, "eval_cases", recording_eval_cases(validations := []))
     run_train(rc, out)
     assert seen == [2, 3, 4, 5]  # resumed, not restarted (a restart would also be identical)
     assert_same_final(reference_out, out)

@@ -10,6 +10,7 @@ import torch
 
 from jointseg import device
 from jointseg.io_utils import UserError
+from jointseg.models.checkpoint import load_checkpoint
 from jointseg.training import checkpoint, losses, schedule
 from jointseg.training.state import changed_keys
 
@@ -142,13 +143,13 @@ def test_rng_state_roundtrip(tmp_path):
 
 def test_bad_checkpoint_files_are_clear_errors(tmp_path):
     with pytest.raises(UserError, match="checkpoint not found"):
-        checkpoint.load_checkpoint(tmp_path / "missing.pt")
+        load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 not a whole file")
     with pytest.raises(UserError, match="cannot read checkpoint"):
-        checkpoint.load_checkpoint(tmp_path / "torn.pt")
+        load_checkpoint(tmp_path / "torn.pt")
     torch.save({"rng": 1}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not a jointseg checkpoint"):
-        checkpoint.load_checkpoint(tmp_path / "other.pt")
+        load_checkpoint(tmp_path / "other.pt")
 
 
 def test_changed_keys_ignore_resume_free_settings():

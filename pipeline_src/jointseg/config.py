@@ -14,22 +14,52 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from . import paths
+from .architectures import ARCHITECTURES, baselines, presets
+from .data.formats import FORMATS
 from .io_utils import UserError
+from .variants import VARIANTS
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
-BASELINE_ARCHS = ("unet", "unet_pp", "attention_unet", "nonlocal_unet")
+REGISTRY_KEY = "x-registry"  # a schema node naming the registry its enum comes from
+
+
+def registry_choices() -> dict[str, dict[str, str]]:
+    """The registries the schema's enums come from: ``{registry: {name: one-line summary}}``."""
+    return {
+        "variants": dict.fromkeys(VARIANTS, ""),
+        "architectures": {name: a.summary for name, a in ARCHITECTURES.items()},
+        "baselines": {name: ARCHITECTURES[name].summary for name in baselines()},
+        "presets": {p: ", ".join(n for n, a in ARCHITECTURES.items() if p in a.presets) for p in presets()},
+        "formats": {name: adapter.summary for name, adapter in FORMATS.items()},
+    }
+
+
+def _fill_registries(node: object, choices: dict[str, dict[str, str]]) -> None:
+    """Give every node marked ``x-registry: NAME`` the enum of that registry and a line per entry."""
+    if isinstance(node, list):
+        for item in node:
+            _fill_registries(item, choices)
+    if not isinstance(node, dict):
+        return
+    if REGISTRY_KEY in node:
+        entries = choices[node[REGISTRY_KEY]]
+        node["enum"] = list(entries)
+        described = "; ".join(f"{name} = {text}" for name, text in entries.items() if text)
+        if described:
+            node["description"] = f"{node.get('description', '').strip()} {described}.".strip()
+    for value in node.values():
+        _fill_registries(value, choices)
 
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
-    """The parsed JSON schema."""
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The parsed JSON schema, its registry-backed enums filled in (:func:`registry_choices`)."""
+    root = yaml.safe_load(SCHEMA_PATH.read_text())
+    _fill_registries(root, registry_choices())
+    return root
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -51,7 +81,7 @@ _SCHEMA_URI = "urn:jointseg:config-schema"
 
 
 @lru_cache(maxsize=1)
-def _default_filler() -> jsonschema.protocols.Validator:
+def _default_filler():
     """A validator that fills defaults while it walks (the jsonschema FAQ's ``extend`` recipe).
 
     Each ``properties`` keyword first sets the missing keys' defaults (deep
@@ -59,6 +89,10 @@ def _default_filler() -> jsonschema.protocols.Validator:
     misses it), then checks the properties as usual, descending into them and,
     through ``additionalProperties`` and ``$ref``, into every data set entry.
     """
+    import jsonschema  # lazy (with referencing: 0.1 s): the command line's help never validates
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
     base = jsonschema.Draft202012Validator
     root = schema()
     resource = DRAFT202012.create_resource(root)
@@ -78,7 +112,7 @@ def _default_filler() -> jsonschema.protocols.Validator:
     return jsonschema.validators.extend(base, {**skip, "properties": set_defaults})(root)
 
 
-def _where(error: jsonschema.ValidationError) -> str:
+def _where(error) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
@@ -87,6 +121,8 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
     Raises :class:`UserError` with one line naming the file, the key and the problem.
     """
+    import jsonschema  # lazy: see _default_filler
+
     root = schema()
     validator = jsonschema.Draft202012Validator(root)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -96,10 +132,27 @@ def validate_config(config: dict, source: str = "config") -> dict:
     filled = copy.deepcopy(config)
     for error in _default_filler().iter_errors(filled):  # filled in place; valid input, valid defaults
         raise RuntimeError(f"schema default invalid at '{_where(error)}': {error.message}")
-    for variant in filled["variants"]:
-        _check_variant(variant, source)
+    _check_networks(filled, source)
     _check_gpus_per_job(filled["gpus_per_job"], source)
     return filled
+
+
+def _check_networks(config: dict, source: str) -> None:
+    """What the schema's enums cannot say: presets per network, attention only where a network takes it."""
+    model = config["model"]
+    arch = ARCHITECTURES[model["arch"]]
+    with_attention = [v for v in config["variants"] if v != "none"]
+    if with_attention and not arch.attention:
+        raise UserError(
+            f"{source}: invalid value at 'model.arch': {model['arch']} takes no attention variant, but 'variants' "
+            f"lists {with_attention}; train it under 'baselines' instead"
+        )
+    for name in [model["arch"], *config["baselines"]]:
+        if model["preset"] not in ARCHITECTURES[name].presets:
+            raise UserError(
+                f"{source}: invalid value at 'model.preset': {name} has no preset '{model['preset']}'; "
+                f"it has {list(ARCHITECTURES[name].presets)}"
+            )
 
 
 def _check_gpus_per_job(count: int | None, source: str) -> None:
@@ -108,13 +161,6 @@ def _check_gpus_per_job(count: int | None, source: str) -> None:
             f"{source}: invalid value at 'gpus_per_job': {count}; training and inference use one GPU "
             "(multi-GPU training is not implemented): set 1, 0 or null"
         )
-
-
-def _check_variant(variant: str, source: str) -> None:
-    from .variants import VARIANTS
-
-    if variant not in VARIANTS:
-        raise UserError(f"{source}: unknown variant '{variant}' in 'variants'; choose from {sorted(VARIANTS)}")
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:
@@ -168,7 +214,7 @@ def resolve_run(config: dict, dataset: str, variant: str, seed: int, prepared_di
         prepared_dir = paths.prepared_dir(config["data_dir"], dataset, preparation_key(ds))
     model = deep_merge(config["model"], ds.get("model", {}))
     train = deep_merge(config["train"], ds.get("train", {}))
-    if variant in BASELINE_ARCHS:
+    if variant in ARCHITECTURES:  # a baseline: the network itself, without attention
         model["arch"], attention = variant, "none"
     else:
         attention = variant

@@ -1,6 +1,7 @@
 """``jointseg config-docs``: config/README.md, every config key described, generated from the schema.
 
-The schema is the one place that holds keys, types, defaults and descriptions;
+The schema is the one place that holds keys, types, defaults and descriptions (its
+registry-backed enums filled from the registries, :func:`jointseg.config.schema`);
 this renders it as Markdown tables (one per object) so the documentation cannot
 drift from what validation accepts. ``tests/test_config_docs.py`` checks that
 the committed file equals the generated one.
@@ -8,16 +9,14 @@ the committed file equals the generated one.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 from .config import schema
-from .io_utils import atomic_write_text
 
 HEADER = """# Study configuration keys
 
-Generated from `pipeline_src/jointseg/schemas/config.schema.yaml` by
+Generated from `pipeline_src/jointseg/schemas/config.schema.yaml` and the registries its
+enums come from (`jointseg.variants`, `jointseg.architectures`, `jointseg.data.formats`) by
 `jointseg config-docs --out config/README.md`; do not edit by hand.
 
 A study is one YAML file (`config/config.yaml`, the demo, is the default;
@@ -100,18 +99,3 @@ def render(root: dict | None = None) -> str:
         out.append("| key | type | default | meaning |\n|---|---|---|---|")
         out.extend(_rows(node, root, f"{name}." if name else "", tables))
     return "\n".join(out) + "\n"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg config-docs``."""
-    parser.add_argument("--out", default=None, help="file to write (default: print to stdout)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Write (or print) the configuration reference."""
-    text = render()
-    if args.out:
-        atomic_write_text(Path(args.out), text)
-    else:
-        print(text, end="")
-    return 0

@@ -79,6 +79,11 @@ def summary_dir(results: str | Path) -> Path:
     return Path(results) / "summary"
 
 
+def pipeline_dir(results: str | Path) -> Path:
+    """``<results>/.pipeline``: the workflow's effective config and bookkeeping markers."""
+    return Path(results) / ".pipeline"
+
+
 def prepared_dir(data_dir: str | Path, dataset: str, key: str) -> Path:
     """``<data_dir>/prepared/<dataset>/<key>``: arrays, ``manifest.json``, splits and test folders.
 

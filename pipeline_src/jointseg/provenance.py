@@ -17,15 +17,18 @@ every raw file with its sha256, and the sha256 of a prepared data set's
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import platform
 import subprocess
 from collections.abc import Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 
-from .io_utils import UserError, atomic_write_json, sha256_file
+import yaml
+
+from . import __version__
+from .io_utils import UserError, sha256_file
 
 # The packages that decide the numbers (plus the trackers that recorded them).
 PACKAGES: tuple[str, ...] = ("torch", "monai", "numpy", "scipy", "pandas", "jointseg", "mlflow", "snakemake")
@@ -75,16 +78,12 @@ def git_commit(cwd: str | Path | None = None) -> str:
 @functools.lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     """Installed versions of :data:`PACKAGES` and of Python (``"not installed"`` if absent)."""
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             if name == "jointseg":  # run from a checkout without installing
-                from . import __version__
-
                 out[name] = __version__
             else:
                 out[name] = "not installed"
@@ -112,8 +111,6 @@ def record(
     folder ``<prepared>/<dataset>/<key>``); ``run_configs``: each run's
     ``run_config.json`` (keyed by its folder).
     """
-    import yaml
-
     config_path = Path(config_path)
     if not config_path.is_file():
         raise UserError(f"{config_path}: config file not found")
@@ -162,19 +159,3 @@ def markdown_lines(config_path: str | Path | None, manifests: Mapping[str, str |
         digest = sha256_file(manifest) if Path(manifest).is_file() else "unknown (no prepared manifest)"
         lines.append(f"- data `{ds}`: sha256 of `{manifest}` `{digest}`")
     return lines
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``jointseg provenance``."""
-    parser.add_argument("--config", required=True, type=Path, help="the study config the workflow ran with")
-    parser.add_argument("--out", required=True, type=Path, help="provenance.json to write")
-    parser.add_argument("--raw", nargs="+", type=Path, default=[], help="download markers (.complete.json)")
-    parser.add_argument("--manifests", nargs="+", type=Path, default=[], help="prepared manifest.json files")
-    parser.add_argument("--run-configs", nargs="+", type=Path, default=[], help="run_config.json of every run")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Write ``provenance.json``."""
-    atomic_write_json(args.out, record(args.config, args.raw, args.manifests, args.run_configs))
-    print(f"jointseg provenance: wrote {args.out}")
-    return 0

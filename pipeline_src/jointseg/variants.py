@@ -22,15 +22,19 @@ from __future__ import annotations
 BOTH = ("collect", "distribute")
 
 # variant -> options for jointseg.attention.build; "none" has no options (identity);
-# "parallel" names the variants whose blocks are summed
+# "block" names the class that builds them (jointseg.attention.blocks.BLOCKS; default: the
+# unified block), "parts" the variants whose blocks "parallel" sums
 VARIANTS: dict[str, dict] = {
     "none": {},
     "pointwise": {"terms": ("E2",), "branches": BOTH},  # PSANet
     "self": {"terms": ("E1",)},  # non-local
     "joint": {"terms": ("E1", "E2"), "branches": BOTH, "combine": "joint"},
     "joint_sum": {"terms": ("E1", "E2"), "branches": BOTH, "combine": "sum"},
-    "parallel": {"parallel": ("pointwise", "self")},  # PA(x) + SA(x), DANet-style
-    "self_pair": {"heads": 2, "match": "joint"},  # self, parameter-matched to joint
+    "parallel": {"block": "parallel", "parts": ("pointwise", "self")},  # PA(x) + SA(x), DANet-style
+    "self_pair": {"block": "self_heads", "heads": 2, "match": "joint"},  # self, parameter-matched to joint
     "cbam": {"block": "cbam"},  # Jongchan/attention-module's CBAM
     "custom": {},  # everything from **options (terms required)
 }
+
+# variants that are a cited comparator: the claims table tests joint against each (sota_<name>)
+CITED: tuple[str, ...] = ("cbam",)

@@ -97,10 +97,7 @@ rule claims:
         config=EFFECTIVE_CONFIG,
         out=lambda wc, output: os.path.dirname(output.claims),
         # Summary-only settings: changing them re-decides the claims without retraining.
-        settings=lambda wc: json.dumps(
-            {k: config[k] for k in ("report", "variants", "baselines", "seeds")},
-            sort_keys=True,
-        ),
+        settings=settings_json("report", "variants", "baselines", "seeds"),
     shell:
         "{params.jointseg} claims --config {params.config} --out {params.out}"
         " --metrics {input.metrics} --attention-stats {input.attention} > {log} 2>&1"

@@ -83,18 +83,8 @@ rule aggregate:
         test_images=[prepared_path(ds, "test/images") for ds in DATASETS],
         test_labels=[prepared_path(ds, "test/labels") for ds in DATASETS],
         # Summary-only settings: changing them re-aggregates without retraining.
-        settings=lambda wc: json.dumps(
-            {
-                k: config[k]
-                for k in (
-                    "report",
-                    "reference_variant",
-                    "variants",
-                    "baselines",
-                    "seeds",
-                )
-            },
-            sort_keys=True,
+        settings=settings_json(
+            "report", "reference_variant", "variants", "baselines", "seeds"
         ),
     shell:
         # --no-mlflow: onsuccess uploads the whole summary (with metrics.json

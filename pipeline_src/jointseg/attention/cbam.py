@@ -36,6 +36,11 @@ class CBAM(nn.Module):
         self.spatial = nn.Conv2d(2, 1, 7, padding=3, bias=False)
         self.spatial_norm = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01)
 
+    @classmethod
+    def from_options(cls, channels: int, size: tuple[int, int], variant: str, build, **options) -> CBAM:
+        """CBAM takes none of the study's attention options (they are ignored)."""
+        return cls(channels, size, variant=variant)
+
     def extra_repr(self) -> str:
         return f"variant={self.variant}, channels={self.channels}"
 

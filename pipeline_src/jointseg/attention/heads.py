@@ -49,21 +49,24 @@ def matched_key_channels(channels: int, size: tuple[int, int], heads: int, targe
     return max(1, round((target / heads - rest) / (2 * (channels + 1))))
 
 
-def self_heads(
-    channels: int, size: tuple[int, int], heads: int, match: str, variant: str = "self_pair", **options
-) -> ParallelAttention:
-    """``heads`` SelfHead blocks summed, parameter-matched to variant ``match`` built with ``options``."""
-    from . import build  # the package's builder (imported here: it imports this module)
+class SelfHeads(ParallelAttention):
+    """``heads`` :class:`SelfHead` blocks summed, parameter-matched to variant ``match``."""
 
-    if heads < 2:
-        raise ValueError(f"a head pair needs at least 2 heads, got {heads}")
-    if "terms" in options:
-        raise ValueError(f"variant {variant!r} is E1 only; do not pass terms")
-    with torch.device("meta"):
-        target = _count(build(match, channels, size, **options))
-    head_options = {k: v for k, v in options.items() if k not in ("structure", "psa_reduction", "key_reduction")}
-    key_channels = matched_key_channels(channels, size, heads, target, **head_options)
-    parts = [
-        SelfHead(channels, size, key_channels, f"head{h + 1}", variant=variant, **head_options) for h in range(heads)
-    ]
-    return ParallelAttention(parts, variant=variant)
+    @classmethod
+    def from_options(
+        cls, channels: int, size: tuple[int, int], variant: str, build, heads: int, match: str, **options
+    ) -> SelfHeads:
+        """Heads whose theta/phi width brings the pair to the parameters of ``match`` built with ``options``."""
+        if heads < 2:
+            raise ValueError(f"a head pair needs at least 2 heads, got {heads}")
+        if "terms" in options:
+            raise ValueError(f"variant {variant!r} is E1 only; do not pass terms")
+        with torch.device("meta"):
+            target = _count(build(match, channels, size, **options))
+        head_options = {k: v for k, v in options.items() if k not in ("structure", "psa_reduction", "key_reduction")}
+        key_channels = matched_key_channels(channels, size, heads, target, **head_options)
+        parts = [
+            SelfHead(channels, size, key_channels, f"head{h + 1}", variant=variant, **head_options)
+            for h in range(heads)
+        ]
+        return cls(parts, variant=variant)

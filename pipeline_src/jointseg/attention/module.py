@@ -94,6 +94,14 @@ class JointAttention(FusedAttentionBlock):
         self.out_norm = nn.BatchNorm2d(channels)
         nn.init.zeros_(self.out_norm.weight)  # block starts as the identity (non-local, DANet)
 
+    @classmethod
+    def from_options(cls, channels: int, size: tuple[int, int], variant: str, build, **options) -> JointAttention:
+        """The unified block of a variant's term set (``build``: the registry's builder, unused here)."""
+        if "terms" not in options:
+            raise ValueError(f"variant {variant!r} needs terms=(...), e.g. terms=('E1', 'E2', 'E3', 'E4')")
+        options = {k: v for k, v in options.items() if k not in ("structure", "psa_reduction")}
+        return cls(channels, size, variant=variant, **options)
+
     def extra_repr(self) -> str:
         return (
             f"variant={self.variant}, channels={self.channels}, size={self.size}, terms={self.terms}, "

@@ -32,6 +32,15 @@ class ParallelAttention(nn.Module):
         self.channels = parts[0].channels
         self.branches = tuple(b for p in parts for b in p.branches)
 
+    @classmethod
+    def from_options(
+        cls, channels: int, size: tuple[int, int], variant: str, build, parts: tuple[str, ...], **options
+    ) -> ParallelAttention:
+        """The variants ``parts`` (each built by ``build`` with the study's ``options``), side by side."""
+        if "terms" in options:
+            raise ValueError(f"variant {variant!r} takes the term sets of its parts; do not pass terms")
+        return cls([build(part, channels, size, **options) for part in parts], variant=variant)
+
     def extra_repr(self) -> str:
         return f"variant={self.variant}, branches={self.branches}"
 

@@ -69,6 +69,12 @@ class PSABlock(FusedAttentionBlock):
         self.proj = conv_bn_relu(mid * len(self.branches), channels)
         self.fuse = conv_bn_relu(2 * channels, channels, kernel=3)
 
+    @classmethod
+    def from_options(cls, channels: int, size: tuple[int, int], variant: str, build, **options) -> PSABlock:
+        """PSANet's block for a point-wise-only variant (``structure: psanet``); reduction = ``psa_reduction``."""
+        keep = {k: options[k] for k in ("branches", "chunk", "checkpoint", "precision") if k in options}
+        return cls(channels, size, reduction=options.get("psa_reduction", 4), variant=variant, **keep)
+
     def extra_repr(self) -> str:
         return (
             f"variant={self.variant}, structure=psanet, channels={self.channels}, "

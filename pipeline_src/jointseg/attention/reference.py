@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .blocks import block_of
 from .module import JointAttention
-from .parallel import ParallelAttention
 from .psanet import PSABlock
 
 
@@ -113,12 +113,7 @@ def _psanet_branches(module: PSABlock, x: Tensor) -> tuple[list[Tensor], list[Te
     return probs, outs
 
 
-def reference_probabilities(module: nn.Module, x: Tensor) -> Tensor:
-    """All attention matrices (N, B, L, L), row i = query i, from the equations."""
-    if isinstance(module, ParallelAttention):
-        return torch.cat([reference_probabilities(p, x) for p in module.parts], dim=1)
-    if isinstance(module, PSABlock):
-        return torch.stack([p.transpose(1, 2) for p in _psanet_branches(module, x)[0]], dim=1)
+def _unified_probabilities(module: JointAttention, x: Tensor) -> Tensor:
     probs = []
     for logits in reference_logits(module, x).values():
         if module.combine == "joint":
@@ -128,14 +123,45 @@ def reference_probabilities(module: nn.Module, x: Tensor) -> Tensor:
     return torch.stack(probs, dim=1)
 
 
-def reference_forward(module: nn.Module, x: Tensor) -> Tensor:
-    """The block's output with every matrix materialised."""
-    if isinstance(module, ParallelAttention):  # y = x + sum_p (p(x) - x)
-        return x + sum(reference_forward(p, x) - x for p in module.parts)
-    if isinstance(module, PSABlock):  # y = fuse([x, proj([o_b]_b)])
-        return module.fuse(torch.cat([x, module.proj(torch.cat(_psanet_branches(module, x)[1], 1))], 1))
+def _unified_forward(module: JointAttention, x: Tensor) -> Tensor:
     n, _, height, width = x.shape  # y = x + BN(W_o [A_b V_b]_b)
     probs = reference_probabilities(module, x)  # (N, B, L, L)
     value = _conv1x1(module.value, x).view(n, len(module.branches), -1, height * width)  # (N,B,Cv,L)
     agg = torch.einsum("nbij,nbcj->nbci", probs, value).reshape(n, -1, height, width)
     return x + module.out_norm(module.out(agg))
+
+
+def _parts_probabilities(module: nn.Module, x: Tensor) -> Tensor:
+    return torch.cat([reference_probabilities(p, x) for p in module.parts], dim=1)
+
+
+def _parts_forward(module: nn.Module, x: Tensor) -> Tensor:  # y = x + sum_p (p(x) - x)
+    return x + sum(reference_forward(p, x) - x for p in module.parts)
+
+
+def _psanet_probabilities(module: PSABlock, x: Tensor) -> Tensor:
+    return torch.stack([p.transpose(1, 2) for p in _psanet_branches(module, x)[0]], dim=1)
+
+
+def _psanet_forward(module: PSABlock, x: Tensor) -> Tensor:  # y = fuse([x, proj([o_b]_b)])
+    return module.fuse(torch.cat([x, module.proj(torch.cat(_psanet_branches(module, x)[1], 1))], 1))
+
+
+# block (the registry's name) -> (its attention matrices, its output), from the equations; a block
+# without attention over positions (cbam) has no entry
+REFERENCES = {
+    "unified": (_unified_probabilities, _unified_forward),
+    "psanet": (_psanet_probabilities, _psanet_forward),
+    "parallel": (_parts_probabilities, _parts_forward),
+    "self_heads": (_parts_probabilities, _parts_forward),
+}
+
+
+def reference_probabilities(module: nn.Module, x: Tensor) -> Tensor:
+    """All attention matrices (N, B, L, L), row i = query i, from the equations."""
+    return REFERENCES[block_of(module)][0](module, x)
+
+
+def reference_forward(module: nn.Module, x: Tensor) -> Tensor:
+    """The block's output with every matrix materialised."""
+    return REFERENCES[block_of(module)][1](module, x)

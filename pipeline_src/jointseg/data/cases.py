@@ -1,4 +1,5 @@
-"""What a format adapter finds: raw cases and the layout facts ``prepare`` needs.
+"""Format adapters: the base class, and what an adapter finds (raw cases and the layout facts
+``prepare`` needs). The adapters by name: :data:`jointseg.data.formats.FORMATS`.
 
 Also the pieces that 2-D and 3-D ``prepare`` and ``predict`` share about cases:
 the manifest record of a case, its test-image copy, and the grouping of
@@ -11,6 +12,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ..io_utils import UserError
 
@@ -43,10 +45,28 @@ class Layout:
     cases: list[RawCase]
     labels: dict[str, str]  # class index (as a string) -> name
     channels: list[str]  # channel names; len = the model's in_channels
+    ndim: int  # 2: images (prepare_2d), 3: volumes sliced for training (prepare_3d)
+    label_values: dict[str, int] | None = None  # 2-D: raw mask value -> class; None: masks hold class indices
     channel_files: bool = False  # one file per channel, named <case>_XXXX<ending>
     file_ending: str | None = None
     fixed_splits: dict[str, str] = field(default_factory=dict)  # id -> split the layout decides
     notes: list[str] = field(default_factory=list)  # printed by prepare
+
+
+class FormatAdapter:
+    """A raw data set layout, as nnU-Net's reader/writers: where the labelled cases are and how
+    their files are stored.
+
+    A subclass sets :attr:`summary` and implements :meth:`find_layout`; one line in
+    :data:`jointseg.data.formats.FORMATS` gives it its name, which the config's ``format``
+    enum, ``jointseg prepare --format``, config/README.md and the docs then list.
+    """
+
+    summary: ClassVar[str] = ""  # one line: what the layout is (schema, config/README.md)
+
+    def find_layout(self, root: Path, labels: dict[str, str] | None) -> Layout:
+        """The cases under ``root``; ``labels``: the config's class names (None: the data set's own)."""
+        raise NotImplementedError
 
 
 def channel_file_parts(name: str, ending: str) -> tuple[str, int] | None:

@@ -25,7 +25,6 @@ Pillow (libjpeg-turbo, zlib) and on the system zlib for the ``.nii.gz``.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import json
@@ -33,15 +32,16 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+from PIL import Image
 
-from ..io_utils import atomic_path, sha256_file
+from ..io_utils import atomic_path
 from .phantoms import (
     isic_phantom,  # noqa: F401
     msd_affine,
     msd_phantom,
 )  # the phantom functions stay importable from here
-from .sources import lock_key, record_lock
 
 ZIP_DATE = (2017, 1, 1, 0, 0, 0)
 TAR_MTIME = 1483228800  # 2017-01-01T00:00:00Z
@@ -52,27 +52,6 @@ ISIC_SPLITS = {  # split -> (image archive stem, ground-truth archive stem, coun
 }
 MSD_TASK = "Task99_DemoHippocampus"
 MSD_CASES = 20
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="pipeline_src/jointseg/data/demo", help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0: the shipped archives)")
-    parser.add_argument(
-        "--lock", help="also record the archives' sha256 in this lock file (keys demo_isic/<name>, demo_msd/<name>)"
-    )
-
-
-def main(args: argparse.Namespace) -> int:
-    files = make_demo(args.out, seed=args.seed)
-    for dataset, path in files:
-        digest = sha256_file(path)
-        print(f"{digest}  {path}")
-        if args.lock:
-            url = f"pipeline_src/jointseg/data/demo/{path.relative_to(Path(args.out)).as_posix()}"
-            record_lock(
-                args.lock, lock_key(dataset, path.name), {"sha256": digest, "size": path.stat().st_size, "url": url}
-            )
-    return 0
 
 
 def make_demo(out: str | Path, seed: int = 0) -> list[tuple[str, Path]]:
@@ -95,16 +74,12 @@ def _zip_write(zf: zipfile.ZipFile, name: str, data: bytes | None) -> None:
 
 
 def _png_bytes(array: np.ndarray) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=9)
     return buf.getvalue()
 
 
 def _jpeg_bytes(array: np.ndarray) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="JPEG", quality=88, subsampling=2, optimize=False, progressive=False)
     return buf.getvalue()
@@ -144,8 +119,6 @@ def make_isic(out: Path, seed: int = 0) -> list[Path]:
 
 
 def _nifti_gz(array: np.ndarray, affine: np.ndarray, zooms: np.ndarray) -> bytes:
-    import nibabel as nib
-
     img = nib.Nifti1Image(array, affine)
     img.header.set_zooms(tuple(float(z) for z in zooms))
     img.header.set_xyzt_units("mm", "sec")

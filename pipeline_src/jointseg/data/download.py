@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -39,69 +38,9 @@ from .checksums import file_digests, folder_digest, folder_table, pinned, verify
 from .errors import write_error
 from .http_fetch import http_fetch
 from .marker import MARKER, file_table, is_complete
-from .sources import Source, basename_of, load_lock, lock_key, record_lock, resolve_local, sources_of
+from .sources import Source, load_lock, lock_key, record_lock, resolve_local
 
-__all__ = ["MARKER", "add_arguments", "download_dataset", "fetch", "main"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", nargs="?", help="data set name in the config's 'datasets'")
-    parser.add_argument("--config", help="study config YAML (with DATASET)")
-    parser.add_argument("--out", help="target folder (default <data_dir>/raw/DATASET)")
-    parser.add_argument(
-        "--url", action="append", default=[], help="without a config: a URL or path to fetch (repeatable)"
-    )
-    parser.add_argument(
-        "--sha256", action="append", default=[], help="expected sha256 of each --url, in the same order"
-    )
-    parser.add_argument("--lock", help="checksum lock file (default: the data set's lock_file)")
-    parser.add_argument("--no-extract", action="store_true", help="keep archives packed")
-    parser.add_argument("--retries", type=int, default=5, help="retries per file after a failure")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry")
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.dataset:
-        if not args.config:
-            raise UserError("DATASET needs --config (or use --url ... --out DIR without a data set)")
-        from ..config import load_dataset_entry
-
-        config, entry = load_dataset_entry(args.config, args.dataset)
-        out = Path(args.out or Path(config["data_dir"]) / "raw" / args.dataset)
-        sources = sources_of(entry)
-        search = [Path(args.config).resolve().parent.parent]  # the project root of config/<x>.yaml
-        lock = args.lock or _project_file(entry["lock_file"], search[0])
-        name = args.dataset
-    else:
-        if not args.url or not args.out:
-            raise UserError("give DATASET --config FILE, or --url URL ... --out DIR")
-        if args.sha256 and len(args.sha256) != len(args.url):
-            raise UserError(
-                f"{len(args.sha256)} --sha256 values for {len(args.url)} --url values; give one per URL or none"
-            )
-        shas = args.sha256 or [None] * len(args.url)
-        sources = [Source(url=u, name=basename_of(u), sha256=s) for u, s in zip(args.url, shas)]
-        out = Path(args.out)
-        lock, search, name = args.lock, [], out.name
-    download_dataset(
-        name,
-        sources,
-        out,
-        lock=lock,
-        extract=not args.no_extract,
-        retries=args.retries,
-        timeout=args.timeout,
-        search=search,
-    )
-    return 0
-
-
-def _project_file(path: str, root: Path) -> Path:
-    """A relative project path: under the current folder if it exists there, else under ``root``."""
-    p = Path(path)
-    if p.is_absolute() or p.exists() or not (root / p).exists():
-        return p
-    return root / p
+__all__ = ["MARKER", "download_dataset", "fetch"]
 
 
 # --------------------------------------------------------------------------- fetching

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
+import nibabel.orientations as no
 import numpy as np
+from PIL import Image
+from skimage.transform import resize
 
 from ..io_utils import atomic_path
 from .images2d import resize_label
@@ -50,7 +54,6 @@ def restore(prediction: np.ndarray, inverse: Inverse) -> np.ndarray:
         if is_prob:
             if pred.ndim != 3:
                 raise ValueError(f"2-D probabilities must be (K, H, W), got {pred.shape}")
-            from skimage.transform import resize
 
             out = resize(
                 pred,
@@ -75,7 +78,6 @@ def restore(prediction: np.ndarray, inverse: Inverse) -> np.ndarray:
             f"3-D prediction of shape {pred.shape} does not match the prepared geometry "
             f"({expect_s} slices of at least {in_plane[0] + h0}x{in_plane[1] + w0})"
         )
-    import nibabel.orientations as no
 
     cropped = pred[..., :, h0 : h0 + in_plane[0], w0 : w0 + in_plane[1]]
     canon = np.moveaxis(cropped, len(lead), len(lead) + axis)
@@ -100,12 +102,9 @@ def save_prediction(array: np.ndarray, inverse: Inverse, out_path: str | os.Path
         raise ValueError(f"prediction shape {labels.shape} != original grid {tuple(inverse.shape)}")
     labels = labels.astype(np.uint8)
     if inverse.ndim == 2:
-        from PIL import Image
-
         with atomic_path(out_path) as tmp:
             Image.fromarray(labels).save(tmp, format="PNG")
         return out_path
-    import nibabel as nib
 
     header = inverse.header.copy()
     cls = nib.Nifti2Image if isinstance(header, nib.Nifti2Header) else nib.Nifti1Image

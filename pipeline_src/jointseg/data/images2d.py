@@ -14,14 +14,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from skimage.transform import resize
 
 from ..io_utils import UserError
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """An RGB image as uint8 ``(H, W, 3)``; clear errors for unreadable files or other channel counts."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im.load()
@@ -48,8 +48,6 @@ def read_mask(path: str | os.PathLike, palette_indices: bool = False) -> np.ndar
     A palette PNG gives its grey values, or with ``palette_indices`` its raw
     indices (nnU-Net label PNGs store class indices, whatever the colours).
     """
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im.load()
@@ -89,9 +87,6 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     filter) to no less than twice the target size; scikit-image then does the
     final anti-aliased bilinear resize. Same path for training and inference.
     """
-    from PIL import Image
-    from skimage.transform import resize
-
     factor = min(rgb.shape[0] // (2 * size[0]), rgb.shape[1] // (2 * size[1]))
     if factor >= 2:
         rgb = np.asarray(Image.fromarray(rgb).reduce(int(factor)))
@@ -108,8 +103,6 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def resize_label(label: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """Nearest-neighbour resize of a class-index map (no new values)."""
-    from skimage.transform import resize
-
     return resize(label, tuple(size), order=0, mode="edge", anti_aliasing=False, preserve_range=True).astype(np.uint8)
 
 
@@ -120,8 +113,6 @@ def image_2d(rgb: np.ndarray, spec: dict) -> np.ndarray:
 
 def read_png_channels(paths: list[Path], case: str) -> np.ndarray:
     """The channel files of one 2-D case (grey: 1 channel, RGB(A): 3-4) as float32 ``(C, h, w)``."""
-    from PIL import Image
-
     planes = []
     for path in paths:
         try:
@@ -145,8 +136,6 @@ def read_png_channels(paths: list[Path], case: str) -> np.ndarray:
 
 def resize_channels(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Float ``(C, h, w)`` -> float32 ``(C, H, W)``, bilinear and anti-aliased per channel."""
-    from skimage.transform import resize
-
     out = resize(
         image.astype(np.float32),
         (image.shape[0], size[0], size[1]),

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from ..io_utils import UserError
-from .cases import RawCase
+from .cases import FormatAdapter, Layout, RawCase
 
 IMAGE_RE = re.compile(r"^(ISIC_\d+)\.(jpe?g|png)$", re.IGNORECASE)
 MASK_RE = re.compile(r"^(ISIC_\d+)_segmentation\.png$", re.IGNORECASE)
@@ -67,3 +67,18 @@ def find_cases(root: str | Path) -> list[RawCase]:
         if cid not in images:
             raise UserError(f"{path}: mask has no image {cid}.jpg; add the image archive or remove the mask")
     return [RawCase(cid, images[cid], masks[cid], _split_of(images[cid], root)) for cid in sorted(images)]
+
+
+class IsicFormat(FormatAdapter):
+    """ISIC 2017 Part 1: RGB images, 0/255 masks, the official split from the folder names."""
+
+    summary = "ISIC 2017 Part 1 layout (RGB images, 0/255 masks, official split by folder)"
+
+    def find_layout(self, root: Path, labels: dict[str, str] | None) -> Layout:
+        return Layout(
+            cases=find_cases(root),
+            labels=labels or dict(DEFAULT_LABELS),
+            channels=["R", "G", "B"],
+            ndim=2,
+            label_values=dict(LABEL_VALUES),
+        )

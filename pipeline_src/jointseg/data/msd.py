@@ -21,10 +21,10 @@ from pathlib import Path
 
 from .. import paths
 from ..io_utils import UserError
-from .cases import RawCase
+from .cases import FormatAdapter, Layout, RawCase
 
 NII = paths.NIFTI_SUFFIXES
-__all__ = ["NII", "RawCase", "case_id", "channel_names", "find_cases", "find_task", "read_meta"]
+__all__ = ["NII", "MsdFormat", "RawCase", "case_id", "channel_names", "find_cases", "find_task", "read_meta"]
 
 
 def case_id(path: Path) -> str:
@@ -102,3 +102,14 @@ def find_cases(root: str | Path) -> tuple[list[RawCase], dict]:
     if missing:
         raise UserError(f"{images_dir / missing[0]}: listed in dataset.json but missing; re-download the task")
     return cases, meta
+
+
+class MsdFormat(FormatAdapter):
+    """A Medical Segmentation Decathlon task: one 3-D (or 4-D multi-modal) NIfTI per case."""
+
+    summary = "Medical Segmentation Decathlon task (NIfTI volumes; 4-D multi-modal images too)"
+
+    def find_layout(self, root: Path, labels: dict[str, str] | None) -> Layout:
+        cases, meta = find_cases(root)
+        own = {str(k): str(v) for k, v in meta.get("labels", {"0": "background", "1": "foreground"}).items()}
+        return Layout(cases=cases, labels=labels or own, channels=channel_names(meta), ndim=3)

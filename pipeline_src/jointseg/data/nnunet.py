@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from ..io_utils import UserError
-from .cases import Layout, RawCase, channel_files_needed, group_channel_files, ordered_channels
+from .cases import FormatAdapter, Layout, RawCase, channel_files_needed, group_channel_files, ordered_channels
 from .msd import find_task
 
 ENDINGS = (".nii.gz", ".nii", ".png")
@@ -151,8 +151,18 @@ def find_layout(root: str | Path, config_labels: dict | None = None) -> Layout:
         cases=sorted(cases, key=lambda c: c.id),
         labels=labels,
         channels=meta["channels"],
+        ndim=2 if ending == ".png" else 3,
         channel_files=True,
         file_ending=ending,
         fixed_splits=fixed,
         notes=notes,
     )
+
+
+class NnunetFormat(FormatAdapter):
+    """An nnU-Net v2 raw data set (bring your own data): one file per channel, dataset.json."""
+
+    summary = "nnU-Net v2 raw format (dataset.json, one file per channel; NIfTI volumes or PNG images)"
+
+    def find_layout(self, root: Path, labels: dict[str, str] | None) -> Layout:
+        return find_layout(root, labels)

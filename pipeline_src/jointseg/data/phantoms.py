@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage.draw import line_aa
 
 # --------------------------------------------------------------------------- 2-D phantoms
 
@@ -47,8 +48,6 @@ def _lesion_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def _hair(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Opacity map of a few thin dark curves (quadratic Bezier), anti-aliased."""
-    from skimage.draw import line_aa
-
     alpha = np.zeros((h, w))
     for _ in range(rng.integers(0, 7)):
         p0, p2 = rng.uniform([0, 0], [h, w]), rng.uniform([0, 0], [h, w])

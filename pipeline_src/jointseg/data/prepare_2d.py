@@ -1,4 +1,5 @@
-"""``prepare`` for 2-D data: ISIC-like RGB photographs and nnU-Net PNG channel files.
+"""``prepare`` for 2-D data (an adapter's ``Layout`` with ``ndim`` 2): ISIC-like RGB photographs,
+nnU-Net PNG channel files.
 
 Images are resized to the training size and z-scored per channel with the
 mean/std of the *training* split (two passes: resize and accumulate, then
@@ -14,7 +15,6 @@ import numpy as np
 from tqdm import tqdm
 
 from ..io_utils import UserError
-from . import isic
 from .cases import Layout, RawCase, case_record, copy_test_images
 from .geometry import Inverse, save_prediction
 from .images2d import map_labels, normalise_2d, read_mask, resize_label, resized_2d
@@ -42,14 +42,14 @@ def _pair(case: RawCase, size, label_values: dict, layout: Layout) -> tuple[np.n
 def prepare_2d(layout: Layout, split_of: dict, root: Path, tmp: Path, st) -> tuple[dict, list]:
     """Write the 2-D arrays of every case into ``tmp``; return ``(preprocess spec, case records)``."""
     n_channels = len(layout.channels)
-    if layout.channel_files:
+    if layout.label_values is None:  # the masks hold class indices
         label_values = {k: int(k) for k in layout.labels}
     else:
-        label_values = dict(isic.LABEL_VALUES)
+        label_values = dict(layout.label_values)
         undeclared = sorted({str(v) for v in label_values.values()} - set(layout.labels))
         if undeclared:
             raise UserError(
-                f"data set '{st.dataset}': ISIC masks give classes {undeclared} missing from "
+                f"data set '{st.dataset}': {st.format} masks give classes {undeclared} missing from "
                 f"the label map {layout.labels}; declare them"
             )
     records, sums, sqs, count = [], np.zeros(n_channels), np.zeros(n_channels), 0

@@ -16,6 +16,8 @@ import os
 import zlib
 from pathlib import Path
 
+import nibabel as nib
+import nibabel.orientations as no
 import numpy as np
 
 from ..io_utils import UserError
@@ -24,8 +26,6 @@ from .geometry import Inverse
 
 def load_nifti(path: str | os.PathLike):
     """Open a NIfTI image and read its data once, turning any failure into a :class:`UserError`."""
-    import nibabel as nib
-
     try:
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
@@ -75,8 +75,6 @@ def canonical(img, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Same axis permutation/flips as ``nibabel.as_closest_canonical``; the
     transform back is ``nib.orientations`` ``ornt_transform(RAS, stored)``.
     """
-    import nibabel.orientations as no
-
     stored = no.io_orientation(img.affine)
     ras = no.axcodes2ornt("RAS")
     out = no.apply_orientation(data, stored)

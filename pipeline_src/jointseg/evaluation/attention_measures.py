@@ -21,6 +21,7 @@ from __future__ import annotations
 import zlib
 from typing import Sequence
 
+import nibabel.orientations as no
 import numpy as np
 from scipy import ndimage
 from scipy.special import xlogy
@@ -107,8 +108,6 @@ def inplane_spacing(case: dict, slice_axis: int) -> tuple[float, float]:
     ``nibabel``'s ``io_orientation`` of the stored affine) and sliced along
     ``slice_axis``; the two remaining canonical axes, in order, are the slice's rows and columns.
     """
-    import nibabel.orientations as no  # only 3-D data sets need nibabel
-
     stored = no.io_orientation(np.asarray(case["affine"], dtype=float))
     canonical = [0.0, 0.0, 0.0]
     for axis, (ras_axis, _flip) in enumerate(stored[:3]):

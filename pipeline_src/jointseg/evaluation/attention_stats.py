@@ -19,16 +19,19 @@ gets a file with the header only and a note; a network without a block is an err
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 
+from ..attention import has_attention_map
 from ..data.loader import eval_cases, read_manifest
+from ..device import resolve_threads, select_device, set_threads
 from ..io_utils import UserError, atomic_path
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint
 from . import attention_measures as am
 
 COLUMNS: tuple[str, ...] = (
@@ -96,8 +99,6 @@ def stat_images(
 
 def capture_features(model: Any, x: Any) -> Any:
     """The attention block's input for ``x``: one forward pass (eval mode, no gradients)."""
-    import torch
-
     captured = []
     handle = model.attention.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
     try:
@@ -110,8 +111,6 @@ def capture_features(model: Any, x: Any) -> Any:
 
 def image_rows(model: Any, x: Any, cells: np.ndarray, queries: list, steps: tuple[float, float]) -> list[dict]:
     """Measures of every query and branch on one image (``x``: (1, C, h, w) on the model's device)."""
-    import torch
-
     block = model.attention
     branches = list(block.branches)
     features = capture_features(model, x)
@@ -144,15 +143,21 @@ def _stride(model: Any, size: tuple[int, int]) -> int:
 
 
 def attention_stats(
-    checkpoint: str | Path, prepared: str | Path, settings: dict, device_spec: str = "auto"
+    checkpoint: str | Path, prepared: str | Path, settings: dict, device_spec: str = "auto", threads: int | None = None
 ) -> list[dict]:
-    """Every query's measures for one run, rows of :data:`COLUMNS` (``settings``: queries, max_cases, slices, seed)."""
-    import torch
+    """Every query's measures for one run, rows of :data:`COLUMNS` (``settings``: queries, max_cases, slices, seed).
 
-    from ..attention import has_attention_map
-    from ..device import select_device
-    from ..models.checkpoint import load_checkpoint, model_from_checkpoint
+    ``threads``: CPU threads while it runs (default ``$OMP_NUM_THREADS``, else all; restored afterwards).
+    """
+    old = torch.get_num_threads()
+    set_threads(resolve_threads(threads))
+    try:
+        return _run_rows(checkpoint, prepared, settings, device_spec)
+    finally:
+        torch.set_num_threads(old)
 
+
+def _run_rows(checkpoint: str | Path, prepared: str | Path, settings: dict, device_spec: str) -> list[dict]:
     ckpt = load_checkpoint(checkpoint)
     run = ckpt.get("config", {})
     device = select_device(device_spec)
@@ -190,40 +195,3 @@ def write_rows(rows: list[dict], path: str | Path) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg attention-stats``."""
-    parser.add_argument(
-        "--checkpoint", required=True, help="a run's checkpoint (.pt), the one that predicts the test set"
-    )
-    parser.add_argument("--prepared", required=True, help="the data set's prepared folder (manifest.json, test split)")
-    parser.add_argument("--out", required=True, help="per-query CSV to write")
-    parser.add_argument("--queries", type=int, default=8, help="foreground and background queries per image (each)")
-    parser.add_argument("--max-cases", type=int, default=None, help="test cases used, evenly spread (default all)")
-    parser.add_argument("--slices", type=int, default=3, help="3-D: slices per volume with foreground (default 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the query draw (default 0)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: $OMP_NUM_THREADS, else all)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``jointseg attention-stats``."""
-    import torch
-
-    from ..device import resolve_threads, set_threads
-
-    for name in ("queries", "slices", "max_cases"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} {value}: must be at least 1")
-    settings = {"queries": args.queries, "max_cases": args.max_cases, "slices": args.slices, "seed": args.seed}
-    old = torch.get_num_threads()
-    set_threads(resolve_threads(args.threads))
-    try:
-        rows = attention_stats(args.checkpoint, args.prepared, settings, args.device)
-    finally:
-        torch.set_num_threads(old)
-    write_rows(rows, args.out)
-    print(f"jointseg attention-stats: {len(rows)} row(s) to {args.out}", file=sys.stderr)
-    return 0

@@ -19,22 +19,31 @@ stay strings).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from ..io_utils import UserError, atomic_path
 from .labels import list_cases, read_label
-from .metrics import METRICS, case_metrics, image_diagonal
+from .metrics import METRICS, case_metrics, distance_metrics, image_diagonal
 
 RUN_COLUMNS: tuple[str, ...] = ("dataset", "variant", "seed")
-CASE_COLUMNS: tuple[str, ...] = ("case", "class", *METRICS, "diagonal", "unit")
-COLUMNS: tuple[str, ...] = (*RUN_COLUMNS, *CASE_COLUMNS)
+
+
+def case_columns() -> tuple[str, ...]:
+    """The per-case columns: case, class, every metric of the registry, the grid's diagonal and unit."""
+    return ("case", "class", *METRICS, "diagonal", "unit")
+
+
+def columns() -> tuple[str, ...]:
+    """Every column of ``metrics.csv``: the run's identity, then :func:`case_columns`."""
+    return (*RUN_COLUMNS, *case_columns())
+
+
 FLOAT_FORMAT = "%.10g"
 AFFINE_ATOL = 1e-4
 
@@ -80,12 +89,10 @@ def evaluate_folders(
 ) -> pd.DataFrame:
     """Metrics of every case in ``pred_dir`` against ``ref_dir``, one row per case and class.
 
-    Columns :data:`CASE_COLUMNS`. ``classes`` defaults to every nonzero value
+    Columns :func:`case_columns`. ``classes`` defaults to every nonzero value
     found in any reference or prediction; a class absent from both masks of a
     case gets the both-empty row of the policy (Dice 1, distances 0).
     """
-    from tqdm import tqdm
-
     pred_dir, ref_dir = Path(pred_dir), Path(ref_dir)
     preds = list_cases(pred_dir, "prediction")
     refs = list_cases(ref_dir, "reference")
@@ -114,19 +121,19 @@ def evaluate_folders(
         raise UserError(
             f"{ref_dir}: no foreground class to evaluate (all labels are 0); pass --labels to score classes anyway"
         )
-    df = pd.DataFrame(rows, columns=list(CASE_COLUMNS))
+    df = pd.DataFrame(rows, columns=list(case_columns()))
     return df.sort_values(["case", "class"], kind="stable").reset_index(drop=True)
 
 
 def with_run(df: pd.DataFrame, dataset: str, variant: str, seed: int) -> pd.DataFrame:
-    """``df`` (per-case rows) with the run's identity as its first columns (:data:`COLUMNS`)."""
+    """``df`` (per-case rows) with the run's identity as its first columns (:func:`columns`)."""
     for name, value in (("dataset", dataset), ("variant", variant)):
         if not str(value).strip():
             raise UserError(f"--{name} must be a non-empty name")
     if int(seed) < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
     out = df.assign(dataset=str(dataset), variant=str(variant), seed=int(seed))
-    return out[list(COLUMNS)]
+    return out[list(columns())]
 
 
 # --- metrics.csv ------------------------------------------------------------------------
@@ -137,7 +144,7 @@ def write_metrics(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_metrics(path: str | Path) -> pd.DataFrame:
-    """Read a ``metrics.csv`` (columns :data:`COLUMNS`), ids as strings; :class:`UserError` if malformed."""
+    """Read a ``metrics.csv`` (columns :func:`columns`), ids as strings; :class:`UserError` if malformed."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: metrics file not found; run `jointseg evaluate` for this run first")
@@ -145,15 +152,16 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
         df = pd.read_csv(path, dtype={"dataset": str, "variant": str, "case": str, "unit": str})
     except Exception as exc:
         raise UserError(f"{path}: cannot read metrics CSV ({exc})") from None
-    missing = [c for c in COLUMNS if c not in df.columns]
+    expected = columns()
+    missing = [c for c in expected if c not in df.columns]
     if missing:
         raise UserError(
-            f"{path}: missing column(s) {missing}; expected {','.join(COLUMNS)} "
+            f"{path}: missing column(s) {missing}; expected {','.join(expected)} "
             "(re-run `jointseg evaluate` with --dataset/--variant/--seed)"
         )
     if df.empty:
         raise UserError(f"{path}: metrics file has no rows; re-run `jointseg evaluate`")
-    return df[list(COLUMNS)]
+    return df[list(expected)]
 
 
 def summary_text(df: pd.DataFrame) -> str:
@@ -162,57 +170,8 @@ def summary_text(df: pd.DataFrame) -> str:
     for k, g in df.groupby("class", sort=True):
         means = [g[m].mean(skipna=True) for m in METRICS]
         lines.append(
-            f"{k:>5} {len(g):>5} " + " ".join(f"{v:>11.4f}" for v in means) + f" {int(g['hd95'].isna().sum()):>8}"
+            f"{k:>5} {len(g):>5} "
+            + " ".join(f"{v:>11.4f}" for v in means)
+            + f" {int(g[distance_metrics()[0]].isna().sum()):>8}"
         )
     return "\n".join(lines)
-
-
-# --- CLI --------------------------------------------------------------------------------
-def _parse_labels(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--labels must be comma-separated integers, got '{text}'") from None
-
-
-def _manifest_classes(path: Path) -> list[int]:
-    try:
-        manifest = json.loads(path.read_text())
-        return list(range(1, int(manifest["num_classes"])))
-    except FileNotFoundError:
-        raise UserError(f"{path}: manifest not found") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: not a prepared-data manifest with 'num_classes' ({exc})") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg evaluate``."""
-    parser.add_argument("--pred", required=True, help="folder of predicted label files (<id>.png|.nii.gz|.nii|.npy)")
-    parser.add_argument("--ref", required=True, help="folder of reference label files with the same ids")
-    parser.add_argument("--out", required=True, help="output metrics CSV")
-    parser.add_argument("--dataset", required=True, help="data set name, written to the 'dataset' column")
-    parser.add_argument("--variant", required=True, help="variant (or baseline) name, written to 'variant'")
-    parser.add_argument("--seed", required=True, type=int, help="training seed, written to 'seed'")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--labels",
-        type=_parse_labels,
-        default=None,
-        help="foreground classes to score, e.g. 1,2 (default: every nonzero value found)",
-    )
-    group.add_argument("--manifest", default=None, help="prepared manifest.json; scores classes 1..num_classes-1")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``jointseg evaluate``."""
-    classes = args.labels
-    if args.manifest:
-        classes = _manifest_classes(Path(args.manifest))
-    df = evaluate_folders(args.pred, args.ref, classes=classes, progress=not args.quiet)
-    df = with_run(df, args.dataset, args.variant, args.seed)
-    write_metrics(df, args.out)
-    if not args.quiet:
-        print(f"{args.out}: {df['case'].nunique()} cases, classes {sorted(df['class'].unique().tolist())}")
-        print(summary_text(df))
-    return 0

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+from PIL import Image
 
 from ..io_utils import UserError
 from ..paths import LABEL_SUFFIXES, case_id
@@ -40,8 +42,6 @@ def list_cases(folder: str | Path, role: str) -> dict[str, Path]:
 def _load(path: Path) -> Label:
     name = path.name.lower()
     if name.endswith((".nii.gz", ".nii")):
-        import nibabel as nib
-
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
         while data.ndim > 3 and data.shape[-1] == 1:
@@ -49,8 +49,6 @@ def _load(path: Path) -> Label:
         spacing = tuple(float(z) for z in img.header.get_zooms()[: data.ndim])
         return data, spacing, np.asarray(img.affine, dtype=float)
     if name.endswith(".png"):
-        from PIL import Image
-
         with Image.open(path) as im:
             if im.mode not in ("L", "P", "I", "I;16", "1"):
                 raise UserError(

@@ -1,2 +1,2 @@
-"""Inference: ``jointseg predict`` (:mod:`.predict`), input discovery (:mod:`.inputs`) and the
-sliding-window helpers that training's validation shares (:mod:`.sliding_window`)."""
+"""Inference: ``jointseg predict`` (:mod:`.predict`) and input discovery (:mod:`.inputs`); the
+sliding window it shares with training's validation is :mod:`jointseg.models.sliding_window`."""

@@ -5,7 +5,7 @@
 
 (``--output`` is still accepted for ``--out``.) Each case is preprocessed
 exactly as in training (``preprocess_file`` with the checkpoint's
-``preprocess`` spec), segmented by sliding window (:mod:`.sliding_window`)
+``preprocess`` spec), segmented by the sliding window (:mod:`jointseg.models.sliding_window`)
 and mapped back onto its original grid (``restore``), under the precision the
 checkpoint was trained with (``train.amp``; an fp16 checkpoint runs in fp32 off
 CUDA). A case is one file, or
@@ -23,17 +23,22 @@ channel normalised on its own, as in training). Outputs, written atomically:
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from ..data.preprocess import preprocess_file, restore, save_prediction
+from ..device import resolve_threads, select_device, select_precision, set_threads
 from ..io_utils import UserError, atomic_path, atomic_save_npy
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint
+from ..models.sliding_window import sliding_probabilities
 from .inputs import case_id, group_cases, list_inputs  # noqa: F401 (case_id: public here too)
-from .sliding_window import case_dice, sliding_probabilities  # noqa: F401 (public here too)
 
 
 def _save_probabilities(probs: np.ndarray, inverse, out_dir: Path, cid: str) -> Path:
@@ -41,8 +46,6 @@ def _save_probabilities(probs: np.ndarray, inverse, out_dir: Path, cid: str) -> 
         path = out_dir / f"{cid}_prob.npy"
         atomic_save_npy(path, probs.astype(np.float32))
         return path
-    import nibabel as nib
-
     path = out_dir / f"{cid}_prob.nii.gz"
     data = np.moveaxis(probs.astype(np.float32), 0, -1)  # (X, Y, Z, K): NIfTI's 4th axis
     img = nib.Nifti1Image(data, inverse.affine)
@@ -67,10 +70,6 @@ def predict_files(
 
     Returns the written label files, one per case.
     """
-    import torch
-
-    from ..device import resolve_threads, select_device, set_threads
-
     if not 0 <= overlap < 1:
         raise UserError(f"--overlap {overlap}: must be in [0, 1)")
     device = select_device(device_spec)
@@ -84,8 +83,6 @@ def predict_files(
 
 def _segment(model, paths: list[Path], spec: dict, roi, device, precision, overlap: float):
     """Labels on the original grid, probabilities (if already restored, else ``None``) and the inverse."""
-    from ..data.preprocess import preprocess_file, restore
-
     ndim = int(spec["ndim"])
     array, inverse = preprocess_file(paths if spec.get("channel_files") else paths[0], spec)
     batch = array[None] if ndim == 2 else array
@@ -111,13 +108,6 @@ def _check_kind(paths: list[Path], ndim: int) -> None:
 def _predict(
     checkpoint, inputs, out_dir: Path, probabilities: bool, overlap: float, device, progress: bool
 ) -> list[Path]:
-    import torch
-    from tqdm import tqdm
-
-    from ..data.preprocess import restore, save_prediction
-    from ..device import select_precision
-    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
-
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     model = model_from_checkpoint(ckpt, device)
     cfg_train = ckpt.get("config", {}).get("train", {})
@@ -151,34 +141,3 @@ def _predict(
     # the loop's own time, for bench/demo_breakdown.py (start-up and loading are outside it)
     print(f"predict loop: {len(written)} case(s) in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     return written
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint (.pt) written by 'jointseg train'")
-    parser.add_argument("--input", required=True, help="an image/NIfTI file or a folder of them")
-    parser.add_argument("--out", help="output folder")
-    parser.add_argument("--output", dest="output_alias", help=argparse.SUPPRESS)  # the old name of --out
-    parser.add_argument("--probabilities", action="store_true", help="also write class probabilities")
-    parser.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default 0.25)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: $OMP_NUM_THREADS, else all)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def main(args: argparse.Namespace) -> int:
-    out = args.out or args.output_alias
-    if not out:
-        raise UserError("give the output folder with --out DIR")
-    files = list_inputs(args.input)
-    written = predict_files(
-        args.checkpoint,
-        files,
-        out,
-        args.probabilities,
-        args.overlap,
-        args.device,
-        args.threads,
-        progress=not args.no_progress,
-    )
-    print(f"{out}: {len(written)} prediction(s) written", file=sys.stderr)
-    return 0

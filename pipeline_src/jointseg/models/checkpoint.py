@@ -1,8 +1,7 @@
 """Loading a checkpoint and rebuilding its network: shared by training (resume), inference,
 evaluation (attention statistics) and reporting, so it lives below every stage.
 
-Writing checkpoints (and their layout, docs/design.md) is training's: ``training.checkpoint``,
-which re-exports these two functions.
+Writing checkpoints (and their layout, docs/design.md) is training's: ``training.checkpoint``.
 """
 
 from __future__ import annotations

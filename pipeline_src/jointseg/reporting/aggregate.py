@@ -34,14 +34,12 @@ rows, so identical inputs give byte-identical outputs.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import load_config
-from ..io_utils import UserError, atomic_write_text
+from ..io_utils import atomic_write_text
 from . import collect, summary, tables
 from .collect import StudyInputs
 from .dvc_plots import write_plot_tables
@@ -101,96 +99,3 @@ def aggregate(
     # HTML pages of the two Markdown files: the Snakemake report shows HTML inline.
     pages = [write_html(written[2], out / "summary.html"), write_html(report, out / "report.html")]
     return written + figure_paths + [report] + pages
-
-
-def log_to_mlflow(out: Path, config: dict) -> None:
-    """Log the summary folder to the MLflow parent run, if one is open (tracking warns on failure)."""
-    from ..tracking import log_parent_artifacts
-
-    log_parent_artifacts([out], config=config)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg aggregate``."""
-    parser.add_argument("--config", required=True, help="study config YAML (order, reference variant, report)")
-    parser.add_argument("--out", required=True, help="output folder (the study's summary folder)")
-    parser.add_argument("--metrics", nargs="+", required=True, metavar="FILE", help="metrics.csv of each run")
-    parser.add_argument(
-        "--run-configs",
-        nargs="+",
-        required=True,
-        metavar="FILE",
-        help="run_config.json of each run (training recipe, parameter counts)",
-    )
-    parser.add_argument(
-        "--manifests",
-        nargs="+",
-        required=True,
-        metavar="FILE",
-        help="prepared manifest.json of each data set (classes, channels)",
-    )
-    parser.add_argument(
-        "--histories",
-        nargs="*",
-        default=[],
-        metavar="FILE",
-        help="history.csv of each run, in the order of --run-configs",
-    )
-    parser.add_argument(
-        "--test-images",
-        nargs="*",
-        default=[],
-        metavar="DIR",
-        help="test image folder of each data set, in the order of --manifests",
-    )
-    parser.add_argument(
-        "--test-labels",
-        nargs="*",
-        default=[],
-        metavar="DIR",
-        help="test label folder of each data set, in the order of --manifests",
-    )
-    parser.add_argument(
-        "--checkpoints",
-        nargs="*",
-        default=[],
-        metavar="FILE",
-        help="checkpoints for the qualitative and attention figures (the smallest seed of each variant is shown)",
-    )
-    parser.add_argument(
-        "--predictions",
-        nargs="*",
-        default=[],
-        metavar="DIR",
-        help="prediction folder of each checkpoint, in the order of --checkpoints",
-    )
-    parser.add_argument(
-        "--sections", nargs="*", default=[], metavar="FILE", help="Markdown files appended to report.md (claims.md)"
-    )
-    parser.add_argument("--no-figures", action="store_true", help="tables and statistics only")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log the summary to the MLflow parent run")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``jointseg aggregate``."""
-    config = load_config(args.config)
-    out = Path(args.out)
-    inputs = collect.collect(
-        args.metrics,
-        args.run_configs,
-        args.manifests,
-        args.histories,
-        args.test_images,
-        args.test_labels,
-        args.checkpoints,
-        args.predictions,
-    )
-    for section in args.sections:
-        if not Path(section).is_file():
-            raise UserError(f"{section}: report section not found; run `jointseg claims` first")
-    sections = [Path(s) for s in args.sections]
-    written = aggregate(config, inputs, out, figures=not args.no_figures, config_path=args.config, sections=sections)
-    if not args.no_mlflow:
-        log_to_mlflow(out, config)
-    print(f"jointseg aggregate: wrote {len(written)} files to {out}")
-    return 0

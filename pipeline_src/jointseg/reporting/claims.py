@@ -1,12 +1,12 @@
 """The paper's claims, each decided by tests fixed before any result was seen (docs/science.md, "Claims").
 
-Claims (:data:`CLAIMS`):
+Claims (:func:`claims`):
 
 - ``locality``: point-wise attention localises better and self-attention is more global:
   every paired test of ``pointwise`` against ``self`` over the test cases
   (:mod:`.attention_summary`: mean attention distance lower, own-object mass higher;
   the effective area is reported, not decisive), Holm over all of them;
-- ``sota_<baseline>``: ``joint`` outperforms each cited comparator (:data:`CITED`) on
+- ``sota_<baseline>``: ``joint`` outperforms each cited comparator (the registries' ``cited``) on
   Dice (higher) and the penalised HD95 (lower), per data set and class: paired Wilcoxon
   over the test cases (pooled over seeds); Holm over every such test of the study;
 - ``balance``: ``joint`` is more balanced than ``pointwise`` and ``self``
@@ -26,16 +26,17 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..architectures import cited
 from .attention_summary import DECIDING, LOCAL_WHEN
+from .balance import BALANCE_METRICS
 from .balance import REQUIRED as BALANCE_REQUIRED
 from .stats import bootstrap_ci, holm, paired_wilcoxon
 
 ALPHA = 0.05
 MIN_PAIRS = 6
 """The fewest pairs with which a two-sided exact Wilcoxon test can reach p < 0.05 (n = 5: p >= 0.0625)."""
-CITED: tuple[str, ...] = ("unet_pp", "attention_unet", "nonlocal_unet", "cbam")
-SOTA_METRICS: dict[str, int] = {"dice": +1, "hd95_penalised": -1}
-"""metric -> the sign of ``joint - baseline`` that favours joint."""
+SOTA_METRICS: dict[str, int] = BALANCE_METRICS
+"""metric -> the sign of ``joint - baseline`` that favours joint (the balance's metrics, fixed before any result)."""
 BOOTSTRAP_SEED = 0
 TEST_COLUMNS: tuple[str, ...] = (
     "claim",
@@ -52,11 +53,16 @@ TEST_COLUMNS: tuple[str, ...] = (
     "favours",
     "note",
 )
-CLAIMS: dict[str, str] = {
-    "locality": "Point-wise attention localises better; self-attention learns more global features.",
-    **{f"sota_{b}": f"Joint attention outperforms {b} (Dice, HD95)." for b in CITED},
-    "balance": "Joint attention gives more balanced results than point-wise and self-attention.",
-}
+
+
+def claims() -> dict[str, str]:
+    """Every claim and its statement: locality, one per cited comparator (:func:`jointseg.architectures.cited`),
+    balance."""
+    return {
+        "locality": "Point-wise attention localises better; self-attention learns more global features.",
+        **{f"sota_{b}": f"Joint attention outperforms {b} (Dice, HD95)." for b in cited()},
+        "balance": "Joint attention gives more balanced results than point-wise and self-attention.",
+    }
 
 
 def favours(effect: float, direction: int, p_holm: float = math.nan, ci: tuple[float, float] | None = None) -> str:
@@ -133,7 +139,7 @@ def claim_row(claim: str, tests: pd.DataFrame, why_not: str = "") -> dict:
     deciding = deciding_test(tests, result) if not why_not else None
     row = {
         "claim": claim,
-        "statement": CLAIMS[claim],
+        "statement": claims()[claim],
         "verdict": result,
         "reason": reason,
         "n_tests": len(tests),
@@ -194,7 +200,7 @@ def sota_tests(pooled: pd.DataFrame, n_boot: int) -> pd.DataFrame:
         return pd.DataFrame(columns=list(TEST_COLUMNS))
     for (ds, k), g in pooled.groupby(["dataset", "class"], sort=False):
         joint = g[g["variant"] == "joint"].set_index("case")
-        for baseline in [b for b in CITED if b in set(g["variant"])]:
+        for baseline in [b for b in cited() if b in set(g["variant"])]:
             other = g[g["variant"] == baseline].set_index("case")
             common = joint.index.intersection(other.index).sort_values()
             for metric, direction in SOTA_METRICS.items():

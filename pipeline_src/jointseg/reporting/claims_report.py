@@ -13,19 +13,19 @@ A claim whose test cannot run reads ``inconclusive`` with the reason; it is neve
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from ..config import load_config
+from ..architectures import cited
 from ..io_utils import atomic_write_text
 from . import attention_summary as att
 from . import claims as cl
+from .attention_plot import attention_stats_figure
 from .balance import BALANCE_METRICS, BALANCE_VARIANTS, balance_table
 from .collect import orders, read_metrics_files
+from .report import write_html
 from .summary import add_derived, pooled_cases
 from .tables import format_p, write_csv
 
@@ -129,12 +129,12 @@ BALANCE_TEXT = (
 
 
 def build_claims(pooled: pd.DataFrame, attention: pd.DataFrame, balance: pd.DataFrame, n_boot: int, study: set):
-    """``(claims, tests)``: one row per claim of :data:`.claims.CLAIMS` and every test behind them."""
+    """``(claims, tests)``: one row per claim of :func:`.claims.claims` and every test behind them."""
     loc, loc_why = cl.locality_tests(attention)
     sota = cl.sota_tests(pooled, n_boot)
     bal, bal_why = cl.balance_tests(balance, study)
     rows = [cl.claim_row("locality", loc, loc_why)]
-    for baseline in cl.CITED:
+    for baseline in cited():
         claim = f"sota_{baseline}"
         missing = [r for r in ("joint", baseline) if r not in study]
         why = f"{' and '.join(missing)} not in the study" if missing else ""
@@ -147,9 +147,6 @@ def build_claims(pooled: pd.DataFrame, attention: pd.DataFrame, balance: pd.Data
 
 def write_claims(config: dict, metrics: list[str], attention_files: list[str], out: Path) -> list[Path]:
     """Every output of ``jointseg claims`` (module docstring); returns the files written."""
-    from .attention_plot import attention_stats_figure
-    from .report import write_html
-
     df = add_derived(read_metrics_files(metrics))
     datasets, variants = orders(df, config)
     n_boot = int(config["report"]["bootstrap"])
@@ -173,27 +170,3 @@ def write_claims(config: dict, metrics: list[str], attention_files: list[str], o
     atomic_write_text(out / "claims.md", claims_markdown(claims, tests, attention, balance, unmeasured))
     written += [out / "claims.md", write_html(out / "claims.md", out / "claims.html")]
     return written
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg claims``."""
-    parser.add_argument("--config", required=True, help="study config YAML (order, bootstrap resamples)")
-    parser.add_argument("--out", required=True, help="output folder (the study's summary folder)")
-    parser.add_argument("--metrics", nargs="+", required=True, metavar="FILE", help="metrics.csv of every run")
-    parser.add_argument(
-        "--attention-stats",
-        nargs="*",
-        default=[],
-        metavar="FILE",
-        help="attention_stats.csv of every run with attention (`jointseg attention-stats`)",
-    )
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``jointseg claims``."""
-    written = write_claims(load_config(args.config), args.metrics, args.attention_stats, Path(args.out))
-    claims = pd.read_csv(Path(args.out) / "claims.csv")
-    for r in claims.itertuples(index=False):
-        print(f"jointseg claims: {r.claim}: {r.verdict} ({r.reason})", file=sys.stderr)
-    print(f"jointseg claims: wrote {len(written)} files to {args.out}")
-    return 0

@@ -25,7 +25,6 @@ no Django to be read); ``make setup`` runs ``jointseg dvc-template``.
 
 from __future__ import annotations
 
-import argparse
 from importlib.resources import files
 from pathlib import Path
 
@@ -123,20 +122,3 @@ def write_page_template(out: str | Path) -> Path:
             raise UserError(f"{out}: the inlined libraries contain DVC's placeholder {placeholder}; not written")
     atomic_write_text(out, text)
     return Path(out)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg dvc-template``."""
-    parser.add_argument(
-        "--out", default=".dvc/plots_page.html", help="the template .dvc/config names (default: %(default)s)"
-    )
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``jointseg dvc-template``."""
-    try:
-        path = write_page_template(args.out)
-    except ModuleNotFoundError:
-        raise UserError(f"package {VEGA_PACKAGE} not installed: pip install django-js-lib-vega-embed") from None
-    print(f"jointseg dvc-template: wrote {path}")
-    return 0

@@ -14,17 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
+from ..attention import has_attention_map
+from ..data.preprocess import preprocess_file
 from ..io_utils import UserError
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint
 from .collect import RunKey, StudyInputs
+from .figures import boxplots, find_image, qualitative_grid
+from .figures_attention import attention_figure, attention_inputs
+from .figures_curves import learning_curves
 
 ATTENTION_CANDIDATES = 4  # test cases (spread over the ids) tried for the attention figure's input image
 
 
 def checkpoint_run(path: Path) -> RunKey:
     """``(dataset, variant, seed)`` a checkpoint says it belongs to (its ``config``), reading no weights."""
-    import torch
-
     try:  # mmap: tensors stay on disk, only the small dict of settings is read
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         rc = ckpt["config"]
@@ -59,8 +64,6 @@ def qualitative_cases(df: pd.DataFrame, ds: str, variants: list[str], n: int) ->
 
 
 def _learning_curves(inputs: StudyInputs, ds: str, variants: list[str], path: Path) -> tuple[list, list]:
-    from .figures_curves import learning_curves
-
     histories = {
         (v, s): inputs.histories[(d, w, s)]
         for v in variants  # variant order, then seed
@@ -75,8 +78,6 @@ def _learning_curves(inputs: StudyInputs, ds: str, variants: list[str], path: Pa
 def _qualitative(
     inputs: StudyInputs, df: pd.DataFrame, ds: str, variants: list[str], runs: dict, n_cases: int, path: Path
 ) -> tuple[list, list]:
-    from .figures import qualitative_grid
-
     if ds not in inputs.test_dirs:
         return [], [f"{ds}: no test image/label folders given; qualitative grid not drawn"]
     shown = [v for v in variants if (ds, v) in runs and runs[(ds, v)][2] is not None]
@@ -118,12 +119,6 @@ def _attention(
     n_queries: int,
     fig_dir: Path,
 ) -> tuple[list, list]:
-    from ..attention import has_attention_map
-    from ..data.preprocess import preprocess_file
-    from ..training.checkpoint import load_checkpoint, model_from_checkpoint
-    from .figures import find_image
-    from .figures_attention import attention_figure, attention_inputs
-
     if ds not in inputs.test_dirs:
         return [], [f"{ds}: no test image folder given; attention maps not drawn"]
     cases = qualitative_cases(df, ds, variants, ATTENTION_CANDIDATES)
@@ -167,8 +162,6 @@ def make_figures(
     units: dict[str, str],
 ) -> tuple[list[Path], list[str]]:
     """Draw every figure it has inputs for. Returns ``(written files, notes on what was not drawn)``."""
-    from .figures import boxplots
-
     fig_dir = out / "figures"
     n_cases = int(config["report"]["qualitative_cases"])
     n_queries = int(config["report"]["attention_queries"])

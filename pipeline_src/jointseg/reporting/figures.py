@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import nibabel as nib
+from matplotlib import patheffects
+from PIL import Image
 
 matplotlib.use("Agg")  # headless, deterministic rasteriser; before pyplot is imported
 
@@ -21,12 +24,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
+from ..evaluation.metrics import METRICS, shown_metrics, unit_of  # noqa: E402
 from ..io_utils import atomic_path  # noqa: E402
 from ..paths import IMAGE_SUFFIXES, find_case_file  # noqa: E402
 
-BOX_METRICS: tuple[str, ...] = ("dice", "iou", "hd95", "assd")
-METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95", "assd": "ASSD"}
-DISTANCE_BOXES = ("hd95", "assd")  # box panels whose undefined values are counted under each box
 # class index -> overlay colour (index 0 transparent)
 LABEL_COLOURS = ["#00000000", "#32d74b", "#0a84ff", "#ff375f", "#ffd60a", "#bf5af2", "#ff9f0a"]
 SEED_STYLES = ["-", "--", ":", "-."]  # one line style per seed, cycled
@@ -65,20 +66,22 @@ def boxplots(
 ) -> Path:
     """One row of box plots per class, one panel per metric, one box per variant.
 
-    ``per_case`` has columns ``variant, class, dice, iou, hd95, assd`` (each test
-    case's value averaged over seeds); undefined (NaN) distances are left out of
-    the HD95 and ASSD boxes, and every box of those panels says how many under it.
+    ``per_case`` has columns ``variant, class`` and the metrics the registry shows
+    (:func:`~jointseg.evaluation.metrics.shown_metrics`; each test case's value averaged
+    over seeds); undefined (NaN) distances are left out of the distance boxes, and
+    every box of those panels says how many under it.
     """
+    box_metrics = shown_metrics()
     classes = sorted(per_case["class"].unique())
     fig, axes = plt.subplots(
         len(classes),
-        len(BOX_METRICS),
+        len(box_metrics),
         squeeze=False,
-        figsize=(3.2 * len(BOX_METRICS), fit_height(len(classes), 2.8, 0.4)),
+        figsize=(3.2 * len(box_metrics), fit_height(len(classes), 2.8, 0.4)),
     )
     for r, k in enumerate(classes):
         sub = per_case[per_case["class"] == k]
-        for c, metric in enumerate(BOX_METRICS):
+        for c, metric in enumerate(box_metrics):
             ax = axes[r][c]
             data, labels = [], []
             for v in variants:
@@ -86,7 +89,7 @@ def boxplots(
                 finite = vals[~np.isnan(vals)]
                 data.append(finite)
                 n_nan = int(np.isnan(vals).sum())
-                labels.append(f"{v}\n({n_nan} NaN)" if metric in DISTANCE_BOXES else v)
+                labels.append(f"{v}\n({n_nan} NaN)" if METRICS[metric].distance else v)
             ax.boxplot(
                 [d if d.size else [np.nan] for d in data],
                 showmeans=True,
@@ -95,8 +98,8 @@ def boxplots(
                 meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "black"},
             )
             ax.set_xticks(range(1, len(labels) + 1), labels, rotation=30, ha="right", fontsize=8)
-            unit_txt = f" ({unit})" if metric in DISTANCE_BOXES else ""
-            ax.set_title(f"{METRIC_LABELS[metric]}{unit_txt}", fontsize=10)
+            shown_unit = unit_of(metric, unit)
+            ax.set_title(f"{METRICS[metric].label}" + (f" ({shown_unit})" if shown_unit else ""), fontsize=10)
             if c == 0:
                 ax.set_ylabel(f"class {k}: {class_names.get(k, k)}", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
@@ -115,8 +118,6 @@ def read_any(path: Path, canonical: bool = True) -> np.ndarray:
     """Read an image or label file as an array; NIfTI reoriented to canonical RAS when asked."""
     name = path.name.lower()
     if name.endswith((".nii.gz", ".nii")):
-        import nibabel as nib
-
         img = nib.load(str(path))
         if canonical:
             img = nib.as_closest_canonical(img)
@@ -124,7 +125,6 @@ def read_any(path: Path, canonical: bool = True) -> np.ndarray:
         return data[..., 0] if data.ndim == 4 else data
     if name.endswith(".npy"):
         return np.load(path, allow_pickle=False)
-    from PIL import Image
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB") if im.mode not in ("L", "P", "I", "I;16", "1", "RGB") else im)
@@ -151,8 +151,6 @@ def _overlay(ax, image: np.ndarray, labels: np.ndarray | None, contour: np.ndarr
         shown = np.ma.masked_equal(labels.astype(int), 0)
         ax.imshow(shown, cmap=cmap, vmin=0, vmax=k, alpha=0.45, interpolation="nearest")
     if contour is not None and contour.any():
-        from matplotlib import patheffects
-
         cs = ax.contour(contour > 0, levels=[0.5], colors="yellow", linewidths=1.0)
         cs.set_path_effects([patheffects.withStroke(linewidth=2.2, foreground="black")])  # visible on any skin/MRI
     ax.set_xticks([])

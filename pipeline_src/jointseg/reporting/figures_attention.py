@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .figures import fit_height, plt, save_figure, to_display
 
@@ -55,8 +57,6 @@ def attention_inputs(model: Any, array: np.ndarray, size: tuple[int, int]):
     3-D: the slice where the model predicts most foreground, cropped around it.
     Returns ``(x (1,C,h,w) tensor, predicted foreground mask (h, w))``.
     """
-    import torch
-
     stack = array[None] if array.ndim == 3 else array
     if stack.shape[-2:] != tuple(size):  # 3-D slices are padded, never resized: take the centre
         stack = np.stack([_fit(s, size) for s in stack])
@@ -69,8 +69,6 @@ def attention_inputs(model: Any, array: np.ndarray, size: tuple[int, int]):
 
 def _panels(entry: dict, n_queries: int) -> list[tuple]:
     """Rows of one variant: ``(label, grey image, [(query, upsampled map, eff. area)], grid)`` per branch."""
-    import torch.nn.functional as F
-
     model, x = entry["model"], entry["x"]
     grid = tuple(model.attention_grid)
     queries = query_points(grid, entry["foreground"], n_queries)

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from .figures import LOSS_HALF_LIFE, MARKER_MAX_POINTS, PANELS_PER_ROW, SEED_STYLES, fit_height, plt, save_figure
 
@@ -51,8 +52,6 @@ def learning_curves(histories: dict[tuple[str, int], pd.DataFrame], dataset: str
     One colour per variant, one line style per seed. ``histories`` maps
     ``(variant, seed)`` to a ``history.csv`` table (``step``, ``loss``, ``val_dice``).
     """
-    from matplotlib.lines import Line2D
-
     variants = list(dict.fromkeys(v for v, _ in histories))
     seeds = sorted({s for _, s in histories})
     colour = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(variants)}

@@ -2,7 +2,8 @@
 
     jointseg headline-metrics --out results/summary/metrics.json --metrics <run>/metrics.csv ...
 
-Writes ``{dataset: {variant: {dice, iou, hd95, assd, runs}}}``: per run (the
+Writes ``{dataset: {variant: {dice, iou, hd95, assd, runs}}}`` (the registry's headline metrics,
+:data:`jointseg.evaluation.metrics.METRICS`, in its order): per run (the
 ``dataset, variant, seed`` columns of its metrics), the mean over cases and
 classes; then the mean over seeds. NaN distances (one mask empty) are excluded,
 as in the summary tables. Values are rounded to 6 digits so that
@@ -11,17 +12,19 @@ as in the summary tables. Values are rounded to 6 digits so that
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from ..io_utils import atomic_write_json
+from ..evaluation.metrics import METRICS
 from .collect import read_metrics_files
 
-HEADLINE: tuple[str, ...] = ("dice", "iou", "hd95", "assd")
+
+def headline_columns() -> tuple[str, ...]:
+    """The headline metrics in the registry's (column) order."""
+    return tuple(name for name, m in METRICS.items() if m.headline is not None)
 
 
 def headline(paths: Sequence[str | Path]) -> dict:
@@ -32,23 +35,12 @@ def headline(paths: Sequence[str | Path]) -> dict:
 def headline_means(df: pd.DataFrame) -> dict:
     """:func:`headline` of per-case metrics rows already read (also the DVC plots' test Dice)."""
     out: dict[str, dict[str, dict]] = {}
+    headline = headline_columns()
     for (dataset, variant), g in sorted(df.groupby(["dataset", "variant"], sort=False), key=lambda kv: kv[0]):
-        per_run = g.groupby("seed")[list(HEADLINE)].mean()  # pandas' mean skips NaN
+        per_run = g.groupby("seed")[list(headline)].mean()  # pandas' mean skips NaN
         means: dict = {}
-        for m in HEADLINE:
+        for m in headline:
             values = [float(x) for x in per_run[m] if not math.isnan(x)]
             means[m] = round(sum(values) / len(values), 6) if values else None
         out.setdefault(str(dataset), {})[str(variant)] = {**means, "runs": int(len(per_run))}
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``jointseg headline-metrics``."""
-    parser.add_argument("--metrics", nargs="+", required=True, metavar="FILE", help="metrics.csv of each run")
-    parser.add_argument("--out", required=True, help="output JSON (e.g. results/summary/metrics.json)")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``jointseg headline-metrics``."""
-    atomic_write_json(args.out, headline(args.metrics))
-    return 0

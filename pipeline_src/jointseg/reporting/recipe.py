@@ -8,6 +8,10 @@ variant's parameter count next to its scores (attention blocks differ in size).
 
 from __future__ import annotations
 
+import torch
+
+from ..models import build_model, model_kwargs
+from ..models import count_parameters as count
 from .collect import RunKey
 
 # The training keys the report states, with their column titles.
@@ -26,12 +30,6 @@ def count_parameters(run_config: dict, manifest: dict) -> int:
 
     The network is built exactly as training builds it: ``build_model(**model_kwargs(run_config, manifest))``.
     """
-    import torch
-
-    from ..models import build_model
-    from ..models import count_parameters as count
-    from ..training.build import model_kwargs
-
     with torch.device("meta"):
         model = build_model(**model_kwargs(run_config, manifest))
     return int(count(model))

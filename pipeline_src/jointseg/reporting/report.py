@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io_utils import atomic_write_text
+from ..provenance import markdown_lines
 
 METRIC_POLICY = (
     "Metric policy: Dice, IoU, sensitivity, specificity, precision from the confusion counts per foreground "
@@ -27,8 +28,6 @@ METRIC_POLICY = (
 
 def provenance(config_path: str | None, manifest_paths: dict[str, Path], datasets: list[str]) -> list[str]:
     """Markdown bullet lines: config hash, code commit, package versions, hashes of the given manifests."""
-    from ..provenance import markdown_lines
-
     return markdown_lines(config_path, {ds: manifest_paths[ds] for ds in datasets})
 
 

@@ -11,6 +11,7 @@ import warnings
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import bootstrap, wilcoxon
 
 NAN = float("nan")
 BOOTSTRAP_BATCH = 500  # resamples per batch: bounded memory for many cases
@@ -43,8 +44,6 @@ def bootstrap_ci(
     and the ``(1-level)/2`` and ``1-(1-level)/2`` percentiles of the resampled
     means are returned. One value gives ``(v, v)``; none gives ``(nan, nan)``.
     """
-    from scipy.stats import bootstrap
-
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     arr = _finite(values)
@@ -75,8 +74,6 @@ def paired_wilcoxon(reference: Sequence[float], other: Sequence[float]) -> dict:
     convention, scipy's ``zero_method="wilcox"``); scipy then uses the exact null
     distribution for up to 50 untied differences, else the normal approximation.
     """
-    from scipy.stats import wilcoxon
-
     a = np.asarray(reference, dtype=float).ravel()
     b = np.asarray(other, dtype=float).ravel()
     if a.shape != b.shape:

@@ -25,21 +25,21 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..evaluation.metrics import DISTANCE_METRICS, METRICS
+from ..evaluation.metrics import distance_metrics, summary_metrics
 from .stats import bootstrap_ci, holm, mean_std, paired_wilcoxon
 
-PENALISED: tuple[str, ...] = tuple(f"{m}_penalised" for m in DISTANCE_METRICS)
-PERCENT: tuple[str, ...] = tuple(f"{m}_pct" for m in DISTANCE_METRICS)
-DISTANCE_DERIVED: tuple[str, ...] = (*DISTANCE_METRICS, *PENALISED, *PERCENT)
-"""Metrics whose one-empty cases are counted in ``n_nan_case_seed`` (excluded, or penalised)."""
-ALL_METRICS: tuple[str, ...] = (*METRICS, *PENALISED, *PERCENT)
-"""Column order of every per-case, per-seed and pooled table."""
 BOOTSTRAP_SEED = 0  # one fixed generator seed for every CI: reruns give the same intervals
+
+
+def all_metrics() -> tuple[str, ...]:
+    """Every metric of the summary (:func:`~jointseg.evaluation.metrics.summary_metrics`), in the column
+    order of every per-case, per-seed and pooled table."""
+    return tuple(summary_metrics())
 
 
 def metrics_for(unit: str) -> tuple[str, ...]:
     """The metrics reported for a data set whose distances are in ``unit`` (``mm`` or ``px``)."""
-    return ALL_METRICS if unit == "px" else (*METRICS, *PENALISED)
+    return tuple(name for name, m in summary_metrics().items() if unit == "px" or m.derived != "percent")
 
 
 def add_derived(df: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +47,7 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     diagonal = out["diagonal"].astype(float)
     pixels = out["unit"] == "px"
-    for m in DISTANCE_METRICS:
+    for m in distance_metrics():
         out[f"{m}_penalised"] = out[m].astype(float).fillna(diagonal)
         out[f"{m}_pct"] = (100.0 * out[m].astype(float) / diagonal).where(pixels)
     return out
@@ -58,7 +58,7 @@ def sort_rows(df: pd.DataFrame, datasets: list[str], variants: list[str], keys: 
     order = {
         "dataset": {d: i for i, d in enumerate(datasets)},
         "variant": {v: i for i, v in enumerate(variants)},
-        "metric": {m: i for i, m in enumerate(ALL_METRICS)},
+        "metric": {m: i for i, m in enumerate(all_metrics())},
     }
 
     def key(col: pd.Series) -> pd.Series:
@@ -79,10 +79,10 @@ def seed_summary(
             "seed": int(s),
             "class": int(k),
             "n_cases": int(g["case"].nunique()),
-            "n_nan_distance": int(g["hd95"].isna().sum()),
+            "n_nan_distance": int(g[distance_metrics()[0]].isna().sum()),  # distances are NaN together
             "n_params": int(n_params[(ds, v)]),
         }
-        for m in ALL_METRICS:
+        for m in all_metrics():
             vals = g[m].to_numpy(dtype=float)
             row[m] = float(np.nanmean(vals)) if np.any(~np.isnan(vals)) else float("nan")
         rows.append(row)
@@ -98,8 +98,8 @@ def pooled_cases(df: pd.DataFrame) -> pd.DataFrame:
     grouped = df.groupby(keys, sort=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups stay NaN
-        pooled = grouped[list(ALL_METRICS)].mean()  # pandas' mean skips NaN
-    pooled["n_nan_seeds"] = grouped["hd95"].apply(lambda s: int(s.isna().sum()))
+        pooled = grouped[list(all_metrics())].mean()  # pandas' mean skips NaN
+    pooled["n_nan_seeds"] = grouped[distance_metrics()[0]].apply(lambda s: int(s.isna().sum()))
     return pooled.reset_index()
 
 
@@ -127,7 +127,7 @@ def _family(by_variant: dict[str, pd.DataFrame], metric: str, reference: str, n_
             "metric": metric,
             "variant": v,
             **_describe(vals, n_boot),
-            "n_nan_case_seed": int(gv["n_nan_seeds"].sum()) if metric in DISTANCE_DERIVED else 0,
+            "n_nan_case_seed": int(gv["n_nan_seeds"].sum()) if summary_metrics()[metric].distance else 0,
             "reference": reference,
             "n_pairs": 0,
             "wilcoxon_statistic": float("nan"),

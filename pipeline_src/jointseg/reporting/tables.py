@@ -20,21 +20,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..evaluation.metrics import METRICS, shown_metrics, summary_metrics
 from ..io_utils import atomic_path
-from .summary import PENALISED, PERCENT
 
 FLOAT_FORMAT = "%.6g"
-SCORE_METRICS: tuple[str, ...] = ("dice", "iou", "hd95", "assd")
-NAMES = {
-    "dice": "Dice",
-    "iou": "IoU",
-    "hd95": "HD95",
-    "assd": "ASSD",
-    "hd95_penalised": "HD95 penalised",
-    "assd_penalised": "ASSD penalised",
-    "hd95_pct": "HD95 % diag.",
-    "assd_pct": "ASSD % diag.",
-}
+
+
+def _derived(policy: str) -> tuple[str, ...]:
+    """The summary's ``penalised`` or ``percent`` distances."""
+    return tuple(name for name, m in summary_metrics().items() if m.derived == policy)
+
+
+def metric_label(metric: str) -> str:
+    """A metric's column title (its registry label)."""
+    return summary_metrics()[metric].label
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -68,23 +67,24 @@ def _cell(r: pd.Series, digits: int, latex: bool = False) -> str:
 
 
 def _digits(metric: str) -> int:
-    return 3 if metric in ("dice", "iou") else 2
+    return summary_metrics()[metric].digits
 
 
 def table_groups(unit: str) -> list[tuple[str, tuple[str, ...]]]:
     """``[(title, metrics)]`` of the tables of one (data set, class)."""
-    policy = (*PENALISED, *PERCENT) if unit == "px" else PENALISED
-    return [("scores", SCORE_METRICS), ("distance policies", policy)]
+    policy = (*_derived("penalised"), *_derived("percent")) if unit == "px" else _derived("penalised")
+    return [("scores", shown_metrics()), ("distance policies", policy)]
 
 
 def markdown_groups(unit: str) -> list[tuple[str, tuple[str, ...]]]:
     """``[(title, metrics)]`` of the Markdown tables of one (data set, class): two metrics each."""
+    scores = shown_metrics()
     groups = [
-        ("overlap", SCORE_METRICS[:2]),
-        ("distances (cases with both masks non-empty)", SCORE_METRICS[2:]),
-        ("distances, a one-empty case counted as the image diagonal", PENALISED),
+        ("overlap", tuple(m for m in scores if not METRICS[m].distance)),
+        ("distances (cases with both masks non-empty)", tuple(m for m in scores if METRICS[m].distance)),
+        ("distances, a one-empty case counted as the image diagonal", _derived("penalised")),
     ]
-    return groups + ([("distances as % of each image's diagonal", PERCENT)] if unit == "px" else [])
+    return groups + ([("distances as % of each image's diagonal", _derived("percent"))] if unit == "px" else [])
 
 
 def table_rows(
@@ -124,7 +124,7 @@ def _header(
     first: tuple[str, str],
     p: str,
     last: tuple[str, str],
-    name: Callable[[str], str] = NAMES.__getitem__,
+    name: Callable[[str], str] = metric_label,
 ) -> list[str]:
     """Column titles: ``first``, then (metric name, ``p``) per metric, then ``last``."""
     return [*first, *(title for m in metrics for title in (name(m), p)), *last]
@@ -201,7 +201,7 @@ def _latex_table(
         f"$p$ (Holm): paired Wilcoxon signed-rank test of {_tex(reference)} vs.\\ each variant; "
         f"distances in {unit}."
     )
-    head = _header(metrics, ("Variant", "Params"), "$p$ (Holm)", ("$n$", "NaN"), name=lambda m: _tex(NAMES[m]))
+    head = _header(metrics, ("Variant", "Params"), "$p$ (Holm)", ("$n$", "NaN"), name=lambda m: _tex(metric_label(m)))
     body = [
         [v, f"{n_params[(ds, v)]:,}".replace(",", "{,}"), *(c.replace("<", "$<$").replace("–", "--") for c in cells)]
         for v, *cells in table_rows(stats, ds, k, variants, metrics, reference, latex=True)

@@ -11,7 +11,7 @@ tracking off.
 - :mod:`.child`: :class:`RunTracker`, the run of one training;
 - :mod:`.parent`: the invocation's parent run, stale-run clean-up, test metrics;
 - :mod:`.results`: test scores named as in the summary (``test_dice_lesion``, ``test_dice_mean``);
-- :mod:`.cli`: ``jointseg track start|finish|metrics``.
+- the command ``jointseg track start|finish|metrics``: :mod:`jointseg.commands.track`.
 
 Importing this package does not import MLflow.
 """

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 
+import mlflow
+import mlflow.pytorch
 import numpy as np
+import torch
+from mlflow.models import Model
+from mlflow.models.signature import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from .. import provenance
 
 
 def signature(example: np.ndarray, out_channels: int):
     """``(N, C, H, W)`` float32 in, ``(N, out_channels, H, W)`` float32 logits out; N free."""
-    from mlflow.models.signature import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
     f32 = np.dtype("float32")
     spatial = tuple(int(s) for s in example.shape[2:])
     return ModelSignature(
@@ -41,13 +44,7 @@ def log_pytorch_model(
     ``num_classes`` gives the output shape; when unknown, one forward pass on
     ``example`` measures it.
     """
-    import mlflow
-    import mlflow.pytorch
-    from mlflow.models import Model
-
     if num_classes is None:
-        import torch
-
         with torch.no_grad():
             num_classes = int(model(torch.as_tensor(example)).shape[1])
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format notice

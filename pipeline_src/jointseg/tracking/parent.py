@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .. import paths
 from ..io_utils import UserError
 from .artifacts import upload
 from .child import KIND_TAG, PARENT_ENV, PARENT_TAG, parent_run_id, provenance_tags, source_tags, warn
@@ -64,13 +65,15 @@ def _search(c, exp_id: str, filter_string: str = "") -> list:
 def start_parent(config: dict, results_dir: str | Path | None = None, owner_pid: int | None = None) -> str:
     """Open the parent run of one invocation, owned by ``owner_pid`` (default: this process).
 
-    Marks stale RUNNING runs KILLED and adopts the children of earlier failed or
-    killed parents of the same results folder. Returns the new run id.
+    ``results_dir`` is the study's results folder (default ``<results_dir>/<study>``,
+    the folder the workflow passes). Marks stale RUNNING runs KILLED and adopts the
+    children of earlier failed or killed parents of the same folder. Returns the new run id.
     """
     c = client(_uri(config))
     exp_id = get_or_create_experiment(c, experiment_name(config["study"]))
     tag_experiment(c, exp_id)
-    results = str(Path(results_dir or config["results_dir"]).resolve())
+    study_dir = results_dir or paths.study_dir(config["results_dir"], config["study"])
+    results = str(Path(study_dir).resolve())
     tags = {
         KIND_TAG: "pipeline",
         RESULTS_TAG: results,
@@ -156,24 +159,19 @@ def finish_parent(
 
 
 def log_parent_artifacts(
-    paths: Iterable[str | Path],
-    config: dict | None = None,
-    results_dir: str | Path | None = None,
-    artifact_path: str | None = None,
+    files: Iterable[str | Path], config: dict | None = None, artifact_path: str | None = None
 ) -> bool:
     """Upload files/folders to the current parent run (``$JOINTSEG_MLFLOW_PARENT``).
 
     False (nothing logged) without a parent or when tracking is off; failures warn
-    and return False (the files are on disk). ``results_dir`` is accepted for
-    compatibility and unused.
+    and return False (the files are on disk).
     """
-    del results_dir
     run_id = parent_run_id()
     if not tracking_enabled() or not run_id:
         return False
     try:
         c = client(_uri(config))
-        for path in paths:
+        for path in files:
             if Path(path).exists():
                 upload(c, run_id, path, artifact_path)
     except Exception as exc:  # noqa: BLE001 - MLflow is a view of the files

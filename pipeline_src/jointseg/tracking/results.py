@@ -22,19 +22,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..evaluation.metrics import headline_metrics
 from ..io_utils import UserError
 
 # Columns that say which run, case or class a row is, or how large an image is: never scores.
 IDENTITY_COLUMNS = frozenset({"dataset", "variant", "seed", "case", "class", "diagonal", "unit"})
-# The parent's headline: these class means, in this order, as many metrics as fit PARENT_METRICS_MAX.
-HEADLINE_ORDER: tuple[str, ...] = ("dice", "hd95", "iou", "assd")
 PARENT_METRICS_MAX = 40  # MLflow's chart view draws one chart per metric: keep the parent's view short
 RUN_KEYS = ("dataset", "variant", "seed")
 
 
 def score_columns(table) -> list[str]:
     """The score columns of a metrics or summary table, in its order (see the module docstring)."""
-    import pandas as pd
+    import pandas as pd  # lazy: `jointseg track start` (the workflow's onstart) reads no table
 
     return [
         c
@@ -82,7 +81,7 @@ def class_scores(table, labels: dict | None, prefix: str = "") -> dict[str, floa
 
 def read_table(path: str | Path):
     """A metrics/summary CSV (case ids stay strings)."""
-    import pandas as pd
+    import pandas as pd  # lazy: see score_columns
 
     path = Path(path)
     if not path.is_file():
@@ -133,12 +132,12 @@ def seed_means(summary_csv: str | Path, config: dict | None) -> dict[str, float]
 
 def parent_metrics(summary_csv: str | Path, config: dict | None) -> dict[str, float]:
     """The parent run's metrics: ``<dataset>/<variant>/test_<metric>_mean`` seed means for the
-    metrics of :data:`HEADLINE_ORDER`, as many whole metrics as keep the total within
-    :data:`PARENT_METRICS_MAX` (Dice always; then HD95, IoU, ASSD). Every other number is in
-    the parent's per-run table and on the children."""
+    registry's headline metrics by rank (:func:`~jointseg.evaluation.metrics.headline_metrics`), as
+    many whole metrics as keep the total within :data:`PARENT_METRICS_MAX` (the first always; then
+    HD95, IoU, ASSD). Every other number is in the parent's per-run table and on the children."""
     means = seed_means(summary_csv, config)
     out: dict[str, float] = {}
-    for metric in HEADLINE_ORDER:
+    for metric in headline_metrics():
         chosen = {k: v for k, v in means.items() if k.endswith(f"/test_{metric}_mean")}
         if out and len(out) + len(chosen) > PARENT_METRICS_MAX:
             break
@@ -157,7 +156,7 @@ def run_id_of(run_dir: str | Path) -> str | None:
     for name in ("final.pt", "latest.pt"):
         ckpt = run_dir / "checkpoints" / name
         if ckpt.is_file():
-            import torch
+            import torch  # lazy: only for runs that never wrote train_done.json
 
             run_id = torch.load(ckpt, map_location="cpu", weights_only=True).get("mlflow_run_id")
             if run_id:

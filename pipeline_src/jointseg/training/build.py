@@ -15,6 +15,7 @@ import torch
 
 from ..data.loader import TrainBatches, read_manifest
 from ..device import Precision, compile_model, seed_everything, select_precision
+from ..models import build_model, count_parameters, model_kwargs
 from . import checkpoint
 from .losses import build_loss
 from .schedule import build_optimizer, build_scheduler
@@ -23,23 +24,6 @@ from .state import TrainState
 # fp16's GradScaler starts at PyTorch's default scale and halves it on every step whose
 # gradients overflow (that step is skipped), so a large network may skip its first few steps
 GRAD_SCALE_INIT = 2.0**16
-
-
-def model_kwargs(run_config: dict, manifest: dict) -> dict:
-    """Arguments of ``build_model`` for this run (stored in every checkpoint)."""
-    m = run_config["model"]
-    return {
-        "arch": m["arch"],
-        "preset": m["preset"],
-        "in_channels": int(manifest["in_channels"]),
-        "num_classes": int(manifest["num_classes"]),
-        "attention": m["attention"],
-        "attention_level": m["attention_level"],
-        "input_size": [int(s) for s in run_config["size"]],
-        "attention_options": dict(m["attention_options"]),
-        # head_relu is a DenseUNet option (null = the preset's value); baselines ignore it
-        **({"head_relu": m["head_relu"]} if m["arch"] == "denseunet" else {}),
-    }
 
 
 @dataclass
@@ -92,8 +76,6 @@ class Run:
 
 def build(run_config: dict, out: Path, device: torch.device) -> Run:
     """A freshly initialised run (seeded): weights, optimiser and schedule at step 0."""
-    from ..models import build_model, count_parameters
-
     tr = run_config["train"]
     manifest = read_manifest(run_config["prepared_dir"])
     precision = select_precision(device, tr["amp"], tr["channels_last"])

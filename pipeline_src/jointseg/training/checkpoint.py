@@ -30,9 +30,6 @@ import torch
 
 from ..io_utils import atomic_path
 
-# loading lives below the stages (models/), so that inference and evaluation share it; re-exported here
-from ..models.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: F401
-
 
 def rng_state() -> dict[str, Any]:
     """The state of every random generator training touches (python, numpy, torch CPU/CUDA)."""

@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..device import resolve_threads, runtime_settings, select_device
 from ..io_utils import UserError, atomic_write_json
+from ..tracking import RunTracker
 from . import checkpoint
 from .batches import iterate_batches
 from .build import Run, build
@@ -117,8 +119,6 @@ def _train(
 
 def _open_tracker(run: Run, n_threads: int, tracking: bool):
     """The MLflow child run (new, or the one ``latest.pt`` names); a no-op object when off."""
-    from ..tracking import RunTracker
-
     tracker = RunTracker(run.config, run.out, enabled=tracking, resume_run_id=run.state.mlflow_run_id)
     run.state.mlflow_run_id = tracker.run_id
     if tracker.run_id and run.state.step == 0:
@@ -263,8 +263,6 @@ def _log_final(run: Run, tracker) -> None:
 
 
 def _progress(run: Run, enabled: bool):
-    from tqdm import tqdm
-
     rc, tty = run.config, sys.stderr.isatty()
     return tqdm(
         total=run.iterations,

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..io_utils import UserError
+from ..models.checkpoint import load_checkpoint
 from . import checkpoint
 from .build import Run
 from .schedule import load_scheduler_state
@@ -79,7 +80,7 @@ def resume(run: Run, restart: bool) -> bool:
     ``best.pt``/``final.pt`` of another training survives into this one.
     """
     latest = run.ckpt_dir / "latest.pt"
-    ckpt = checkpoint.load_checkpoint(latest) if latest.is_file() and not restart else None
+    ckpt = load_checkpoint(latest) if latest.is_file() and not restart else None
     if ckpt is not None and _same_settings(run, ckpt, latest):
         _restore(run, ckpt, latest)
         print(f"{run.out}: resuming from {latest} at step {run.state.step}/{run.iterations}", file=sys.stderr)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from .config import BASELINE_ARCHS, load_config, resolve_run
-from .io_utils import atomic_write_json
+from ..architectures import baselines
+from ..config import load_config, resolve_run
+from ..io_utils import atomic_write_json
+from ..variants import VARIANTS
 
 
 def add_run_selection(parser, required: bool = True) -> None:
     """The options that pick one run from a study config (shared with ``jointseg train``)."""
     parser.add_argument("--config", required=required, default=None, help="study config YAML")
-    from .variants import VARIANTS
-
     parser.add_argument(
         "--dataset", required=required, default=None, help="data set name (a key of the config's 'datasets')"
     )
@@ -25,7 +25,7 @@ def add_run_selection(parser, required: bool = True) -> None:
         "--variant",
         required=required,
         default=None,
-        help=f"attention variant ({', '.join(VARIANTS)}) or a baseline ({', '.join(BASELINE_ARCHS)})",
+        help=f"attention variant ({', '.join(VARIANTS)}) or a baseline ({', '.join(baselines())})",
     )
     parser.add_argument("--seed", type=int, required=required, default=None, help="training seed")
     parser.add_argument(
@@ -45,6 +45,7 @@ def run_from_args(args: argparse.Namespace) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``jointseg resolve``."""
     add_run_selection(parser)
     parser.add_argument(
         "--prepared",
@@ -56,5 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Write the run's settings."""
     atomic_write_json(args.out, run_from_args(args))
     return 0

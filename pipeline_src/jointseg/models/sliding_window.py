@@ -1,4 +1,6 @@
-"""Sliding-window segmentation shared by ``predict`` and training's validation.
+"""Applying a fixed-size network to an image of any size: the sliding window.
+
+Shared by inference (``predict``) and training's validation, so it lives below both.
 
 The attention block is built for one feature size, so the network only ever
 sees windows of exactly its training ``input_size``: larger images/slices are
@@ -7,17 +9,14 @@ ones padded and cropped back. An image of exactly the window's size is one
 window: it goes through the network directly (MONAI's blending of a single
 window returns its logits), which spares training jobs, whose validation
 images are prepared at that size, the seconds MONAI's import costs.
-Validation (:func:`validation_dice`) goes through the same function, so it
-sees what ``predict`` does.
+Validation (:func:`jointseg.training.validate.validation_dice`) goes through
+the same function, so it sees what ``predict`` does.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-
-from ..io_utils import UserError
+import torch
 
 
 def sliding_probabilities(
@@ -28,8 +27,6 @@ def sliding_probabilities(
     ``N`` is 1 for a 2-D image and the slice count for a volume; slices go
     through the network ``chunk`` at a time so memory stays bounded.
     """
-    import torch
-
     x_all = array if isinstance(array, torch.Tensor) else torch.as_tensor(np.asarray(array))
     if x_all.ndim != 4:
         raise ValueError(f"expected (N, C, H, W), got shape {tuple(x_all.shape)}")
@@ -50,7 +47,7 @@ def sliding_probabilities(
                 logits = torch.cat([predictor(w) for w in x.split(sw_batch_size)])
                 outs.append(torch.softmax(logits, dim=1).cpu())
                 continue
-            from monai.inferers import sliding_window_inference
+            from monai.inferers import sliding_window_inference  # lazy: seconds to import, rarely needed
 
             logits = sliding_window_inference(
                 x,
@@ -64,47 +61,3 @@ def sliding_probabilities(
             )
             outs.append(torch.softmax(torch.as_tensor(logits).float(), dim=1).cpu())
     return torch.cat(outs)
-
-
-def case_dice(pred, label, num_classes: int) -> np.ndarray:
-    """Foreground Dice per class of one case (2-D image or 3-D volume of class indices).
-
-    The evaluation's Dice (:func:`jointseg.evaluation.metrics.overlap_metrics`): both
-    empty -> 1, the project's metric policy (MONAI ``compute_dice`` with
-    ``ignore_empty=False`` gives the same; the tests check it).
-    """
-    from ..evaluation.metrics import overlap_metrics
-
-    pred, label = np.asarray(pred), np.asarray(label)
-    return np.array([overlap_metrics(pred == k, label == k)["dice"] for k in range(1, num_classes)])
-
-
-def validation_dice(
-    model, prepared_dir: str | Path, size: tuple[int, int], num_classes: int, device, precision=None, split: str = "val"
-) -> float:
-    """Mean foreground Dice over the cases of ``split`` (per case: mean over classes).
-
-    Whole images / volumes of the prepared arrays, tiled at the training
-    ``size`` exactly as ``predict`` tiles; the model is left in the mode it
-    came in.
-    """
-    import torch
-
-    from ..data.loader import eval_cases
-
-    was_training = model.training
-    model.eval()
-    scores = []
-    try:
-        with torch.inference_mode():
-            for _case_id, image, label in eval_cases(prepared_dir, split):
-                image = np.asarray(image)
-                batch = image[None] if image.ndim == 3 else image  # 2-D (1,C,H,W); 3-D slices (S,C,H',W')
-                pred = sliding_probabilities(model, batch, size, device, precision).argmax(1).numpy()
-                label = np.asarray(label).reshape(pred.shape)
-                scores.append(float(np.mean(case_dice(pred, label, num_classes))))
-    finally:
-        model.train(was_training)
-    if not scores:
-        raise UserError(f"{prepared_dir}: the '{split}' split has no cases; check splits.json")
-    return float(np.mean(scores))

@@ -18,11 +18,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..config_cli import add_run_selection
 from ..io_utils import UserError
+from .resolve import add_run_selection, run_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``jointseg train``."""
     src = parser.add_argument_group("what to train (either --run-config or --config/--dataset/--variant/--seed)")
     src.add_argument("--run-config", default=None, help="run_config.json written by 'jointseg resolve'")
     add_run_selection(src, required=False)
@@ -70,13 +71,12 @@ def load_run_config(args: argparse.Namespace) -> dict:
         return rc
     if not (args.config and args.dataset and args.variant and args.seed is not None):
         raise UserError("give --run-config FILE, or all of --config, --dataset, --variant and --seed")
-    from ..config_cli import run_from_args
-
     return run_from_args(args)
 
 
 def main(args: argparse.Namespace) -> int:
-    from .loop import train
+    """Train (or resume) the run; a finished one is left alone."""
+    from ..training.loop import train  # lazy: torch stays out of `jointseg --help`
 
     rc = load_run_config(args)
     done = train(

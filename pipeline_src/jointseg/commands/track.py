@@ -16,9 +16,11 @@ import os
 import sys
 from pathlib import Path
 
+from ..config import load_config
 from ..io_utils import UserError
-from .child import one_line
-from .store import raise_if_unreachable, resolve_tracking_uri, tracking_enabled
+from ..tracking.child import one_line
+from ..tracking.parent import finish_parent, log_test_metrics, start_parent
+from ..tracking.store import raise_if_unreachable, resolve_tracking_uri, tracking_enabled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run one ``track`` action."""
-    from .parent import finish_parent, log_test_metrics, start_parent
-
     if not tracking_enabled():
         print("jointseg track: tracking is off (JOINTSEG_MLFLOW)", file=sys.stderr)
         return 0
@@ -87,8 +87,6 @@ def main(args: argparse.Namespace) -> int:
 def _load(path: str | None) -> dict | None:
     if path is None:
         return None
-    from ..config import load_config
-
     return load_config(path)
 
 
