@@ -4,7 +4,7 @@
 
 Headless Chromium (ci/chromium/install_chromium.sh) opens, as a person would:
 the Snakemake report's start page, summary.html inline in it, the learning curves in
-its figure pane, the MLflow UI (`mlflow server` on 127.0.0.1): the shared view of the
+its figure pane, the claims page (claims, attention statistics, balance), the MLflow UI (`mlflow server` on 127.0.0.1): the shared view of the
 training runs (table and chart view, the link the README gives) and the parent's
 per-run table; and the
 `dvc plots show` page, each with every host lookup failing (nothing is fetched).
@@ -34,13 +34,14 @@ SUMMARY_LABEL = "summary: mean ± std [95% CI], p (Holm), recipe"
 
 
 def report_images(browser: str, out: Path, work: Path) -> None:
-    """The Snakemake report: start page, summary.html inline, a figure."""
+    """The Snakemake report: start page, summary.html inline, a figure, the claims page."""
     report = work / "report.html"
     subprocess.run([str(BIN / "snakemake"), "--report", str(report)], cwd=ROOT, check=True, capture_output=True)
     chromium(browser, report.as_uri(), screenshot=out / "snakemake_report.png", size=(1400, 1000), offline=True)
     for name, steps in (
         ("summary_table.png", ["Tables", f"eye:{SUMMARY_LABEL}"]),
         ("report_learning_curves.png", ["Figures", "eye:demo_msd_learning_curves"]),
+        ("report_claims.png", ["Claims", "eye:claims, attention statistics, balance, tests"]),
     ):
         page = with_script(report, work / f"{name}.html", clicks(steps))
         chromium(browser, page.as_uri(), screenshot=out / name, size=(1440, 1000), offline=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from workflow_helpers import demo_project, snakemake
 
 DATA_URI = re.compile(r"data:([\w/+.-]+);charset=[\w-]+;filename=([^;\"']+);base64,([A-Za-z0-9+/=]+)")
@@ -55,7 +56,8 @@ def test_summary_table_is_inline_with_formatted_values(built_report):
     page = embedded_files(report)["summary.html"][1].decode("utf-8")
     stats = pd.read_csv(project / "results" / "demo" / "summary" / "stats.csv")
     dice = stats[stats["metric"] == "dice"]
-    assert set(dice["variant"]) == {"none", "pointwise", "self", "joint"}
+    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    assert set(dice["variant"]) == {*config["variants"], *config["baselines"]}
     rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
     for r in dice.itertuples():
         expected = f"{r.mean:.3f} ± {r.std:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"

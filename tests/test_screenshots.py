@@ -62,16 +62,26 @@ def test_report_shows_the_summary_tables_and_the_figures(browser, report, tmp_pa
 
 
 @pytest.mark.slow
-def test_summary_tables_fit_the_report_pane(browser, report, tmp_path):
-    """summary.html as the report embeds it, at the pane's width: every table drawn, none wider."""
+@pytest.mark.parametrize(
+    ("name", "tables"),
+    [
+        ("summary.html", 1 + 2 * 3),  # the recipe, then per data set and class at least three
+        ("claims.html", 1 + 2 + 1 + 1),  # the claims, the attention statistics per data set, balance, tests
+        ("report.html", 1 + 2 * 3 + 5),  # both, and the claims section
+    ],
+)
+def test_inline_tables_fit_the_report_pane(browser, report, tmp_path, name, tables):
+    """summary.html, claims.html and report.html as the report embeds them, at the pane's width: every table
+    drawn, none wider (the claims' long text columns wrap)."""
     embedded = re.search(
-        r"data:text/html;charset=[\w-]+;filename=summary\.html;base64,([A-Za-z0-9+/=]+)", report.read_text()
+        rf"data:text/html;charset=[\w-]+;filename={re.escape(name)};base64,([A-Za-z0-9+/=]+)", report.read_text()
     )
-    page = tmp_path / "summary.html"
+    assert embedded, f"{name} is not in the report"
+    page = tmp_path / name
     page.write_bytes(base64.b64decode(embedded[1]))
     measured = with_script(page, tmp_path / "measured.html", MEASURE_TABLES)
     sizes = body_attribute(chromium(browser, measured.as_uri(), size=(PANE_WIDTH, 1000), offline=True), "measure")
-    assert len(sizes["tables"]) >= 1 + 2 * 3  # the recipe, then per data set and class at least three
+    assert len(sizes["tables"]) >= tables
     assert min(sizes["tables"]) > 100  # drawn, not collapsed
     assert sizes["page"] <= sizes["window"], sizes  # no sideways scrolling
     assert max(sizes["tables"]) <= sizes["window"], sizes

@@ -54,7 +54,10 @@ def test_site_profile_leaves_gpus_and_threads_to_the_command():
 @pytest.mark.slow
 def test_documented_cpu_command_runs_a_study_through_slurm(slurm_cluster, tmp_path):
     project = project_copy(
-        tmp_path / "project", train=QUICK_TRAIN, edit={"variants": ["none", "joint"]}, datasets=["demo_isic"]
+        tmp_path / "project",
+        train=QUICK_TRAIN,
+        edit={"variants": ["none", "joint"], "baselines": []},
+        datasets=["demo_isic"],
     )
     command = replace_once(documented_cpu_command(), "workflow/profiles/slurm", SITE_PROFILE)
     done = run(["bash", "-c", command], project, timeout=1200)

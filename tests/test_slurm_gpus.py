@@ -44,7 +44,9 @@ def allocated_gpu(record: dict[str, str]) -> str:
 @pytest.mark.slow
 def test_documented_gpu_command_gives_concurrent_jobs_their_own_gpus(slurm_cluster, tmp_path):
     train = {"iterations": 100, "val_every": 100, "checkpoint_every": 100, "batch_size": 2}
-    project = project_copy(tmp_path / "project", train=train, edit={"variants": VARIANTS}, datasets=["demo_isic"])
+    project = project_copy(
+        tmp_path / "project", train=train, edit={"variants": VARIANTS, "baselines": []}, datasets=["demo_isic"]
+    )
     with ProcessWatch(project) as watch:
         done = run(["bash", "-c", documented_gpu_command()], project, timeout=1200)
     log = done.stdout + done.stderr

@@ -36,7 +36,7 @@ from workflow_helpers import VENV_BIN, project_copy, tool_env
 ITERATIONS = 3000
 STUDY = {
     "train": {"iterations": ITERATIONS, "val_every": 500, "checkpoint_every": ITERATIONS},
-    "edit": {"variants": ["none"]},
+    "edit": {"variants": ["none"], "baselines": []},
     "datasets": ["demo_isic"],
 }
 RUN = Path("results/demo/demo_isic/none/seed0")

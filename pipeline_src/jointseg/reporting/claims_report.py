@@ -46,9 +46,9 @@ def _ci(mean: float, lo: float, hi: float) -> str:
     return "–" if math.isnan(float(mean)) else f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
 
 
-def md_table(head: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown pipe table (first column left-aligned, the others right-aligned)."""
-    align = ["---"] + ["---:"] * (len(head) - 1)
+def md_table(head: list[str], rows: list[list[str]], text: tuple[int, ...] = ()) -> list[str]:
+    """A Markdown pipe table: the first column and the ``text`` columns left-aligned, the others right."""
+    align = ["---" if k == 0 or k in text else "---:" for k in range(len(head))]
     return ["| " + " | ".join(r) + " |" for r in [head, align, *rows]] + [""]
 
 
@@ -67,6 +67,7 @@ def claims_markdown(
             + [format_p(r.p_holm), r.reason]
             for r in claims.itertuples(index=False)
         ],
+        text=(2, 5),  # the deciding test and the reason wrap
     )
     lines += ["## Attention statistics", "", ATTENTION_TEXT, ""]
     if unmeasured:
@@ -77,13 +78,14 @@ def claims_markdown(
         body = []
         for (v, b, kind), h in g.groupby(["variant", "branch", "kind"], sort=False):
             cells = {m.measure: m for m in h.itertuples(index=False)}
-            row = [f"{v}: {b}", kind, str(cells["distance"].n_queries)]
+            n = cells["distance"]
+            row = [f"{v}: {b}", kind, f"{n.n_cases} ({n.n_queries})"]
             for m in att.MEASURES:
                 r = cells.get(m)
                 row.append("–" if r is None else _ci(r.mean, r.ci_low, r.ci_high))
                 row.append("–" if r is None or math.isnan(r.p_holm) else format_p(r.p_holm))
             body.append(row)
-        head = ["variant: branch", "queries", "n", f"distance ({unit})", "p (Holm)", "area", "p (Holm)"]
+        head = ["variant: branch", "queries", "cases (queries)", f"distance ({unit})", "p (Holm)", "area", "p (Holm)"]
         head += ["own-object mass", "p (Holm)"]
         lines += md_table(head, body)
     if len(attention):
@@ -105,6 +107,7 @@ def claims_markdown(
             + [format_p(r.p_value), format_p(r.p_holm), r.favours + (f" ({r.note})" if r.note else "")]
             for r in tests.itertuples(index=False)
         ],
+        text=(4, 9),  # the detail and the verdict of each test wrap
     )
     return "\n".join(lines).rstrip() + "\n"
 
@@ -117,8 +120,10 @@ ATTENTION_TEXT = (
     "Per test query (fixed, seeded cells of the reference label at the attention grid's resolution, the same "
     "for every variant and seed; averaged over seeds): mean attention distance (mm for volumes, px of the "
     "network input for images), effective area exp(H)/L (1/L one-hot, 1 uniform), and for foreground queries "
-    "the attention mass on the query's own object. Mean [bootstrap 95 % CI over queries]; p: Holm-adjusted "
-    "paired Wilcoxon of each pointwise branch against self over the same queries."
+    "the attention mass on the query's own object. Each case counts once (the mean of its queries): mean "
+    "[bootstrap 95 % CI over cases]; p: Holm-adjusted paired Wilcoxon of each pointwise branch against self, "
+    "paired by case over the queries both have (distance and own-object mass: the locality claim's family; "
+    "area: a family of its own)."
 )
 BALANCE_TEXT = (
     f"balance(v) = max over families (data set × class × metric in {{{', '.join(BALANCE_METRICS)}}}) of "

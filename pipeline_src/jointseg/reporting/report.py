@@ -121,12 +121,23 @@ def _split_row(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def _table_html(lines: list[str]) -> str:
-    """A Markdown pipe table (header, ``---`` row, body) through ``DataFrame.to_html``."""
+def _table_html(lines: list[str], number: int) -> str:
+    """A Markdown pipe table (header, ``---`` row, body) through ``DataFrame.to_html``.
+
+    Without a right-aligned column it is a text table (the recipe). Beside right-aligned
+    ones, a left-aligned column after the first is text that wraps (the claims' reasons),
+    so that the table fits its pane: a rule for those columns of this table (``number``).
+    """
     head, align, body = _split_row(lines[0]), _split_row(lines[1]), [_split_row(row) for row in lines[2:]]
     frame = pd.DataFrame([[_inline(c) for c in row] for row in body], columns=[_inline(h) for h in head])
-    left = not any(a.endswith(":") for a in align)  # no right-aligned column: a text table (the recipe)
-    return frame.to_html(index=False, escape=False, border=0, classes=["left"] if left else None)
+    if not any(a.endswith(":") for a in align):
+        return frame.to_html(index=False, escape=False, border=0, classes=["left"])
+    text = [k + 1 for k, a in enumerate(align) if k and not a.endswith(":")]
+    table = frame.to_html(index=False, escape=False, border=0, table_id=f"table-{number}" if text else None)
+    if not text:
+        return table
+    cells = ",".join(f"#table-{number} td:nth-child({k}),#table-{number} th:nth-child({k})" for k in text)
+    return f"<style>{cells}{{text-align:left;white-space:normal;min-width:12em}}</style>\n{table}"
 
 
 def _image_html(line: str, base: Path) -> str:
@@ -140,20 +151,32 @@ def _image_html(line: str, base: Path) -> str:
     return f'<figure><img alt="{html.escape(alt)}" src="data:{mime};base64,{data}"></figure>'
 
 
+def _anchor(heading: str, taken: set[str]) -> str:
+    """A unique id for a heading, so that ``report.html#claims`` opens at that section."""
+    slug = re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-") or "section"
+    anchor, n = slug, 1
+    while anchor in taken:
+        n += 1
+        anchor = f"{slug}-{n}"
+    taken.add(anchor)
+    return anchor
+
+
 def _blocks(lines: list[str], base: Path) -> list[str]:
     """HTML blocks of Markdown lines: headings, tables, images, bullet lists, paragraphs."""
-    out, i = [], 0
+    out, i, ids = [], 0, set()
     while i < len(lines):
         line = lines[i].rstrip()
         j = i + 1
         if not line:
             pass
         elif m := re.match(r"(#{1,4}) (.*)", line):
-            out.append(f"<h{len(m[1])}>{_inline(m[2])}</h{len(m[1])}>")
+            level, anchor = len(m[1]), _anchor(m[2], ids)
+            out.append(f'<h{level} id="{anchor}">{_inline(m[2])}</h{level}>')
         elif line.startswith("|"):
             while j < len(lines) and lines[j].startswith("|"):
                 j += 1
-            out.append(_table_html(lines[i:j]))
+            out.append(_table_html(lines[i:j], len(out)))
         elif re.fullmatch(r"!\[[^\]]*\]\([^)]+\)", line):
             out.append(_image_html(line, base))
         elif line.startswith("- "):
