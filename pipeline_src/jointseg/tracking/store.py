@@ -21,12 +21,16 @@ MLflow's ``MLFLOW_HTTP_REQUEST_TIMEOUT``/``_MAX_RETRIES``/``_BACKOFF_FACTOR``
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
 
 from ..io_utils import UserError
 
@@ -147,14 +151,6 @@ def retry(
     Gives up after ``attempts`` calls or :func:`retry_seconds`; re-raises the last
     exception, and any non-transient one at once.
     """
-    from tenacity import (
-        Retrying,
-        retry_if_exception,
-        stop_after_attempt,
-        stop_after_delay,
-        wait_random_exponential,
-    )
-
     retrying = Retrying(
         stop=stop_after_attempt(attempts) | stop_after_delay(retry_seconds()),
         wait=wait_random_exponential(multiplier=base_delay, max=max_delay),
@@ -187,8 +183,6 @@ def _is_ready(db: Path) -> bool:
 @contextlib.contextmanager
 def _init_lock(db: Path) -> Iterator[Any]:
     """An OS lock beside the database (released when the process dies, even by kill -9)."""
-    import fcntl
-
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".lock"), "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -271,8 +265,6 @@ def log_batch(
 ) -> None:
     """Log metrics (all at ``step``), params and tags in as few ``log_batch`` calls as MLflow's
     limits allow (1000 entities, of which at most 100 params and 100 tags), each retried."""
-    import time
-
     from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
