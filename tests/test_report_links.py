@@ -70,7 +70,7 @@ def test_demo_report_pages_have_no_links_and_figures_fit_the_window(demo):
         for mime, name, data in DATA_URI.findall((demo / "links_report.html").read_text(errors="replace"))
     }
     pages = {n: b.decode("utf-8") for n, (mime, b) in embedded.items() if mime == "text/html"}
-    assert set(pages) == {"summary.html", "report.html"}
+    assert set(pages) == {"summary.html", "report.html", "claims.html"}
     for name, page in pages.items():
         assert anchors(page) == [], (name, anchors(page)[:3])
     figures = {n: Image.open(BytesIO(b)).size for n, (mime, b) in embedded.items() if mime == "image/png"}

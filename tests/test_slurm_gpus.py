@@ -23,7 +23,7 @@ from cluster_helpers import ProcessWatch, documented_line, replace_once, slurm_j
 from workflow_helpers import project_copy, run
 
 VARIANTS = ["none", "self"]
-GPU_RULES = {"train", "predict"}
+GPU_RULES = {"train", "predict", "attention_stats"}  # attention_stats: of `self` only (`none` has no map)
 
 
 def documented_gpu_command() -> str:
@@ -51,9 +51,10 @@ def test_documented_gpu_command_gives_concurrent_jobs_their_own_gpus(slurm_clust
         done = run(["bash", "-c", documented_gpu_command()], project, timeout=1200)
     log = done.stdout + done.stderr
 
-    # sbatch accepted every GPU request: one GPU per train/predict job, none for the others.
+    # sbatch accepted every GPU request: one GPU per train/predict/attention_stats job, none for the others.
     jobs = submitted_jobs(log)
-    assert sorted(rule for rule in jobs.values() if rule in GPU_RULES) == ["predict"] * 2 + ["train"] * 2, log[-3000:]
+    gpu_jobs = sorted(rule for rule in jobs.values() if rule in GPU_RULES)
+    assert gpu_jobs == ["attention_stats"] + ["predict"] * 2 + ["train"] * 2, log[-3000:]
     records = {jobid: slurm_job(jobid) for jobid in jobs}
     for jobid, rule in jobs.items():
         asked = records[jobid].get("TresPerJob", "")
