@@ -4,9 +4,9 @@
 
 Headless Chromium (ci/chromium/install_chromium.sh) opens, as a person would:
 the Snakemake report's start page, summary.html inline in it, the learning curves in
-its figure pane, the claims page (claims, attention statistics, balance), the MLflow UI (`mlflow server` on 127.0.0.1): the shared view of the
-training runs (table and chart view, the link the README gives) and the parent's
-per-run table; and the
+its figure pane, the claims page (claims, attention statistics, balance); the MLflow
+UI (`mlflow server` on 127.0.0.1): the shared view of the training runs (table and
+chart view, the link the README gives) and the parent's per-run table; and the
 `dvc plots show` page, each with every host lookup failing (nothing is fetched).
 """
 
