@@ -17,6 +17,7 @@ import yaml
 from jointseg import paths
 from jointseg.config import load_config, preparation_key, resolve_run
 from jointseg.evaluation.evaluate import columns, write_metrics
+from jointseg.reporting.dvc_plots import write_plot_tables
 
 JOINT = np.array([0.81, 0.72, 0.60, 0.94, 0.55, 0.86])
 DIFF = np.array([0.01, 0.02, -0.03, 0.04, 0.05, 0.06])
@@ -25,6 +26,7 @@ HD = np.array([2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
 # image diagonals (px) of the six cases: photographs of several sizes, the last one 200 x 100
 DIAGONALS = np.array([100.0, 150.0, 200.0, 250.0, 300.0, float(np.hypot(200, 100))])
 VARIANTS = ["pointwise", "self", "joint"]
+PLOT_VARIANTS = ["none", "pointwise", "self", "joint"]  # the demo's DenseUNet variants
 
 
 def metrics_frame(
@@ -170,3 +172,17 @@ def cli_args(study: dict, out: Path, *extra: str) -> list[str]:
         if study.get(key):
             args += [f"--{key.replace('_', '-')}", *map(str, study[key])]
     return args + list(extra)
+
+
+def demo_plot_tables(out: Path, datasets: tuple[str, ...], variants: list[str]) -> None:
+    """The plot tables `jointseg aggregate` writes, from two seeds per variant."""
+    steps = np.arange(1, 151)
+    histories, rows = {}, []
+    for d_i, ds in enumerate(datasets):
+        for v_i, v in enumerate(variants):
+            for seed in (0, 1):
+                val = np.where(steps % 50 == 0, 0.3 + 0.1 * v_i + 0.002 * steps + 0.01 * seed, np.nan)
+                histories[(ds, v, seed)] = pd.DataFrame({"step": steps, "loss": 1.0 / steps, "val_dice": val})
+                rows.append({"dataset": ds, "variant": v, "seed": seed, "case": "c0", "class": 1})
+                rows[-1] |= {"dice": 0.5 + 0.1 * v_i + 0.01 * d_i, "iou": 0.4, "hd95": 2.0, "assd": 1.0}
+    write_plot_tables(histories, pd.DataFrame(rows), list(datasets), variants, out)

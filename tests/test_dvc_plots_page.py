@@ -13,31 +13,14 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from reporting_helpers import PLOT_VARIANTS, demo_plot_tables
 from workflow_helpers import VENV_BIN, project_copy, run
 
 from jointseg.reporting import dvc_plots
-from jointseg.reporting.dvc_plots import write_plot_tables
 
-VARIANTS = ["none", "pointwise", "self", "joint"]
 SCRIPT = re.compile(r"<script\b([^>]*)>", re.I)
 REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
-
-
-def demo_tables(out: Path, datasets: tuple[str, ...], variants: list[str]) -> None:
-    """The plot tables `jointseg aggregate` writes, from two seeds per variant."""
-    steps = np.arange(1, 151)
-    histories, rows = {}, []
-    for d_i, ds in enumerate(datasets):
-        for v_i, v in enumerate(variants):
-            for seed in (0, 1):
-                val = np.where(steps % 50 == 0, 0.3 + 0.1 * v_i + 0.002 * steps + 0.01 * seed, np.nan)
-                histories[(ds, v, seed)] = pd.DataFrame({"step": steps, "loss": 1.0 / steps, "val_dice": val})
-                rows.append({"dataset": ds, "variant": v, "seed": seed, "case": "c0", "class": 1})
-                rows[-1] |= {"dice": 0.5 + 0.1 * v_i + 0.01 * d_i, "iou": 0.4, "hd95": 2.0, "assd": 1.0}
-    write_plot_tables(histories, pd.DataFrame(rows), list(datasets), variants, out)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +30,7 @@ def project(tmp_path_factory) -> Path:
     (root / ".dvc" / "tmp").mkdir(exist_ok=True)
     run([str(VENV_BIN / "dvc"), "config", "core.no_scm", "true"], root)
     summary = root / "results" / "demo" / "summary"
-    demo_tables(summary / "plots", ("demo_isic", "demo_msd"), VARIANTS)
+    demo_plot_tables(summary / "plots", ("demo_isic", "demo_msd"), PLOT_VARIANTS)
     (summary / "metrics.json").write_text(json.dumps({"demo_isic": {"joint": {"dice": 0.8}}}))
     return root
 
@@ -84,7 +67,7 @@ def test_page_renders_without_network_with_one_colour_per_variant(project, tmp_p
     for spec in curves:
         assert spec["encoding"]["color"]["field"] == "variant"
         assert spec["encoding"]["strokeDash"]["field"] == "rev"  # dashes for revisions, not for variants
-        assert list(dict.fromkeys(v["variant"] for v in spec["data"]["values"])) == VARIANTS
+        assert list(dict.fromkeys(v["variant"] for v in spec["data"]["values"])) == PLOT_VARIANTS
         assert spec["mark"]["point"] is True  # a point at each validation
     bars = [s for s in specs if s["mark"]["type"] == "bar"]
     assert [b["encoding"]["color"]["field"] for b in bars] == ["variant", "variant"]
@@ -104,10 +87,10 @@ def test_the_documented_paper_commands_show_its_plots(project, tmp_path):
     command = re.search(r"#   (dvc plots show --template lines_by_variant [^\\]+)\\\n#\s+(\S+)", text)
     assert command, "studies/paper/dvc.yaml lacks the documented plots command"
     plots = project / "results" / "paper" / "summary" / "plots"
-    demo_tables(plots, ("isic2017", "msd_hippocampus"), [*VARIANTS, "unet"])
+    demo_plot_tables(plots, ("isic2017", "msd_hippocampus"), [*PLOT_VARIANTS, "unet"])
     args = command[1].split()[1:] + sorted(str(p.relative_to(project)) for p in plots.glob("*_learning_curves.csv"))
     assert command[2] == "results/paper/summary/plots/*_learning_curves.csv"
     dvc(project, *args, "-o", str(tmp_path / "paper"))
     specs = page_specs((tmp_path / "paper" / "index.html").read_text())
     assert len(specs) == 2 and all(s["encoding"]["color"]["field"] == "variant" for s in specs)
-    assert {v["variant"] for v in specs[0]["data"]["values"]} == {*VARIANTS, "unet"}
+    assert {v["variant"] for v in specs[0]["data"]["values"]} == {*PLOT_VARIANTS, "unet"}

@@ -17,8 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_workflow_gpus import QUIET, provided_gpus
-from workflow_helpers import VENV_BIN, project_copy, snakemake
+from workflow_helpers import QUIET, VENV_BIN, project_copy, provided_gpus, snakemake
 
 from jointseg import gpus
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from browser_helpers import MEASURE_TABLES, body_attribute, chromium, clicks, colour, find_or_install, ink, with_script
-from test_dvc_plots_page import VARIANTS, demo_tables
+from reporting_helpers import PLOT_VARIANTS, demo_plot_tables
 from workflow_helpers import VENV_BIN, project_copy, run, snakemake
 
 SUMMARY_LABEL = "summary: mean ± std [95% CI], p (Holm), recipe"
@@ -91,7 +91,7 @@ def test_inline_tables_fit_the_report_pane(browser, report, tmp_path, name, tabl
 def test_plots_page_draws_every_panel_offline(browser, tmp_path):
     project = project_copy(tmp_path / "project", with_dvc=True)
     run([str(VENV_BIN / "dvc"), "config", "core.no_scm", "true"], project)
-    demo_tables(project / "results" / "demo" / "summary" / "plots", ("demo_isic", "demo_msd"), VARIANTS)
+    demo_plot_tables(project / "results" / "demo" / "summary" / "plots", ("demo_isic", "demo_msd"), PLOT_VARIANTS)
     run([str(VENV_BIN / "dvc"), "plots", "show", "-o", "page"], project, env={"HOME": str(tmp_path)})
     page = project / "page" / "index.html"
     dom = chromium(browser, page.as_uri(), offline=True)

@@ -4,18 +4,9 @@ moving a study between a CPU-only and a GPU machine reruns nothing."""
 import re
 
 import pytest
-from workflow_helpers import QUICK_TRAIN, project_copy, snakemake
+from workflow_helpers import QUICK_TRAIN, QUIET, project_copy, provided_gpus, snakemake
 
 from jointseg.paths import run_dir
-
-QUIET = {"JOINTSEG_MLFLOW": "0"}
-
-
-def provided_gpus(output: str) -> str | None:
-    """The `gpu` value of Snakemake's "Provided resources" line, or None when it lists none."""
-    line = next((l for l in output.splitlines() if l.startswith("Provided resources:")), "")
-    found = re.search(r"gpu=\D*(\d+)", line)
-    return found.group(1) if found else None
 
 
 def train_gpu_requests(output: str) -> set[str]:

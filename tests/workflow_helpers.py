@@ -28,6 +28,7 @@ VENV_BIN = Path(sys.executable).parent
 # The tests' demo study: the shipped config with a few training iterations, so
 # the whole pipeline (every rule, both data sets, four variants) runs in minutes.
 QUICK_TRAIN = {"iterations": 2, "val_every": 2, "checkpoint_every": 2, "batch_size": 2}
+QUIET = {"JOINTSEG_MLFLOW": "0"}  # no MLflow tracking: tests that only look at the workflow
 
 # What DVC needs besides the workflow: its stage files and settings.
 DVC_FILES = (
@@ -123,6 +124,13 @@ def run(
 def snakemake(cwd: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     """Run the venv's ``snakemake`` with ``args`` in ``cwd`` (see :func:`run`)."""
     return run([str(VENV_BIN / "snakemake"), *args], cwd, **kw)
+
+
+def provided_gpus(output: str) -> str | None:
+    """The `gpu` value of Snakemake's "Provided resources" line, or None when it lists none."""
+    line = next((l for l in output.splitlines() if l.startswith("Provided resources:")), "")
+    found = re.search(r"gpu=\D*(\d+)", line)
+    return found.group(1) if found else None
 
 
 def planned_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
