@@ -88,6 +88,13 @@ def slurm_job(jobid: str) -> dict[str, str]:
     return dict(re.findall(r"(\S+?)=(\S*)", out.stdout))
 
 
+def slurm_job_states() -> dict[str, str]:
+    """Job id -> JobState of every job the controller still knows (``scontrol -o show job``)."""
+    out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return dict(re.findall(r"^JobId=(\d+) .*?\bJobState=(\S+)", out.stdout, re.M))
+
+
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()

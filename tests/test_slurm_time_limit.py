@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster_helpers import documented_line, replace_once, submitted_jobs
+from cluster_helpers import documented_line, replace_once, slurm_job_states, submitted_jobs
 from workflow_helpers import VENV_BIN, project_copy, tool_env
 
 # ~105 s of training on this machine when idle (28 it/s), 3-5 minutes under load: always longer
@@ -75,12 +75,16 @@ def test_time_limited_training_is_resumed_until_the_study_completes(slurm_cluste
             stdout=ref_out,
             stderr=ref_out,
         )
-        stopped, resumed = set(), set()
+        stopped, resumed, states, polled = set(), set(), {}, 0.0
         while study.poll() is None and time.monotonic() - started < 1300:
             text = (project / TRAIN_LOG).read_text(errors="replace") if (project / TRAIN_LOG).is_file() else ""
             stopped |= steps_in(text, STOPPED)
             resumed |= steps_in(text, RESUMED)
+            if time.monotonic() - polled > 5:  # Slurm's own record of each job, while it still keeps it
+                states |= slurm_job_states()
+                polled = time.monotonic()
             time.sleep(0.5)
+        states |= slurm_job_states()
         if study.poll() is None:
             study.kill()
         assert plain.wait(timeout=1300) == 0, (tmp_path / "reference.log").read_text()[-3000:]
@@ -97,9 +101,16 @@ def test_time_limited_training_is_resumed_until_the_study_completes(slurm_cluste
     assert timeouts >= 1 and len(resumed) == timeouts, (timeouts, stopped, resumed, log[-3000:])
     assert stopped <= resumed and resumed - stopped <= {ITERATIONS}, (stopped, resumed)
     assert all(0 < step <= ITERATIONS for step in resumed)
+    # Slurm itself ended exactly the jobs Snakemake saw time out, and they were train jobs. Slurm's
+    # "CANCELLED ... DUE TO TIME LIMIT" line is in the log of every job stopped mid-training; a job
+    # whose limit struck after its training ended (while the job script exited) has none.
+    jobs = submitted_jobs(log)
+    timed_out = set(re.findall(r"SLURM-job '(\d+)' failed, SLURM status is: 'TIMEOUT'", log))
+    assert {jobid for jobid in jobs if states.get(jobid) == "TIMEOUT"} == timed_out, (states, jobs)
+    assert {jobs[jobid] for jobid in timed_out} == {"train"}
     slurm_logs = [p.read_text() for p in (project / "logs" / "slurm" / "rule_train").rglob("*.log")]
-    assert sum("DUE TO TIME LIMIT" in text for text in slurm_logs) == timeouts
-    assert list(submitted_jobs(log).values()).count("train") == timeouts + 1
+    assert len(stopped) <= sum("DUE TO TIME LIMIT" in text for text in slurm_logs) <= timeouts
+    assert list(jobs.values()).count("train") == timeouts + 1
     # The study completed with what an uninterrupted run gives.
     assert (project / SUMMARY).read_bytes() == (reference / SUMMARY).read_bytes()
     history = (project / RUN / "history.csv").read_text().splitlines()[1:]
