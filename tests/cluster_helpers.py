@@ -149,14 +149,15 @@ class ProcessWatch:
             return
         pid = int(proc.name)
         if pid not in self.seen:
-            environ = _read(proc / "environ")
-            if environ is None:
-                return
+            # environ and stat first, before the slow scontrol call: a short-lived child (between
+            # fork and exec) may be gone by then, and without its parent id it would pass for a job.
+            environ, stat = _read(proc / "environ"), _read(proc / "stat")
+            if environ is None or not stat:
+                return  # ended meanwhile; a job's own process lives long enough for the next poll
             env = dict(kv.split("=", 1) for kv in environ.decode(errors="replace").split("\0") if "=" in kv)
+            ppid = int(stat.rsplit(b")", 1)[-1].split()[1])
             # Slurm's record while the job runs (its GPU indices are gone once it ends)
             job = slurm_job(env["SLURM_JOB_ID"]) if "SLURM_JOB_ID" in env else None
-            stat = _read(proc / "stat") or b""
-            ppid = int(stat.rsplit(b")", 1)[-1].split()[1]) if stat else 0
             self.seen[pid] = {"command": command, "env": env, "job": job, "ppid": ppid, "polls": set()}
         self.seen[pid]["polls"].add(self._poll)
 
